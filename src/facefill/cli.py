@@ -1,0 +1,104 @@
+"""The ``facefill`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import cost as _cost
+from .models import list_models, list_presets, model_entry
+
+app = typer.Typer(
+    help="facefill: face inpainting with the APFI generator and its peers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the registered models and their presets."""
+    table = Table("model", "kind", "presets", "summary")
+    for name in list_models():
+        e = model_entry(name)
+        table.add_row(name, e.kind, ", ".join(e.presets), e.summary)
+    console.print(table)
+
+
+@app.command("info")
+def info_cmd(
+    model: str = typer.Argument(..., help="registered model name, e.g. apfi"),
+    preset: str = typer.Option("paper", "--preset", "-p", help="model preset"),
+    size: int = typer.Option(256, "--size", help="square input size in pixels"),
+    against: Optional[str] = typer.Option(
+        "rfr", "--against", help="model (paper preset) to compare with in the same run; '' for none"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Parameters and FLOPs per image, by part, counted with torch.utils.flop_counter."""
+    if model not in list_models():
+        _fail(f"unknown model {model!r}; available: {', '.join(list_models())}")
+    if preset not in list_presets(model):
+        _fail(f"unknown preset {preset!r} for {model}; available: {', '.join(list_presets(model))}")
+    if size <= 0:
+        _fail(f"--size must be positive, got {size}")
+    stride = getattr(model_entry(model).cls, "stride", 1)
+    if size % stride:
+        _fail(f"--size must be a multiple of {stride} for {model}, got {size}")
+    result = _cost.count_cost(model, preset, size)
+    reference = None
+    if against and against != model:
+        if against not in list_models():
+            _fail(f"unknown model {against!r} for --against; available: {', '.join(list_models())}")
+        reference = _cost.count_cost(against, "paper", size)
+    if as_json:
+        out = result.as_dict()
+        if reference is not None:
+            out["against"] = reference.as_dict()
+            out["params_ratio"] = result.params / reference.params
+            out["flops_ratio"] = result.flops / reference.flops
+        typer.echo(json.dumps(out, indent=2))
+        return
+    table = Table(
+        "part", "params", "GFLOP (all calls)", "calls", "GFLOP / call",
+        title=f"{model} ({preset}) at {size}x{size}, per image",
+    )
+    for p in result.parts:
+        table.add_row(
+            p.name, f"{p.params / 1e6:.3f} M", f"{p.flops / 1e9:.2f}", str(p.calls),
+            f"{p.flops_per_call / 1e9:.2f}",
+        )
+    table.add_row("total", f"{result.params / 1e6:.3f} M", f"{result.flops / 1e9:.2f}", "", "", style="bold")
+    console.print(table)
+    if reference is not None:
+        console.print(
+            f"{against} (paper) at {size}x{size}: {reference.params / 1e6:.2f} M params, "
+            f"{reference.flops / 1e9:.1f} GFLOP -> {model}/{against}: params "
+            f"{result.params / reference.params:.3f}x, FLOPs {result.flops / reference.flops:.3f}x",
+            highlight=False,
+        )
+    console.print(
+        "FLOPs: torch.utils.flop_counter, 2 per multiply-accumulate of convs and matmuls; "
+        "element-wise ops are not counted.",
+        style="dim",
+        highlight=False,
+    )
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,92 @@
+"""What every facefill generator shares: input checks, the call, the composite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import InputError
+
+__all__ = ["InpaintingGenerator", "check_inputs"]
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def check_inputs(image: Any, mask: Any, stride: int = 1) -> None:
+    """Raise :class:`InputError` unless ``image``/``mask`` follow facefill's convention.
+
+    ``image``: float tensor (B, 3, H, W) with B >= 1. ``mask``: float tensor
+    (B, 1, H, W), binary, 1 = hole. H and W must be multiples of ``stride``.
+    Masks are refused, not thresholded, when they hold values other than 0 and 1:
+    the generator cannot know which threshold the caller meant (``facefill.Inpainter``
+    thresholds user masks at 0.5 before they get here).
+    """
+    for name, t in (("image", image), ("mask", mask)):
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise InputError(
+                f"{name} must be a floating-point tensor with values in [0, 1], got dtype "
+                f"{t.dtype}; convert with {name}.float() / 255 for 8-bit data"
+            )
+        if t.dim() != 4:
+            raise InputError(
+                f"{name} must have 4 dimensions (B, C, H, W), got shape {_shape(t)}"
+            )
+        if t.shape[0] == 0:
+            raise InputError(f"{name} is an empty batch (shape {_shape(t)}); pass B >= 1")
+    if image.shape[1] != 3:
+        raise InputError(
+            f"image must have 3 channels (RGB), got {image.shape[1]} (shape {_shape(image)})"
+        )
+    if mask.shape[1] != 1:
+        raise InputError(
+            f"mask must have 1 channel (1 = hole), got {mask.shape[1]} (shape {_shape(mask)})"
+        )
+    if mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]:
+        raise InputError(
+            f"mask shape {_shape(mask)} does not match image shape {_shape(image)}; "
+            "expected (B, 1, H, W) with the image's B, H and W"
+        )
+    h, w = image.shape[2:]
+    if h % stride or w % stride:
+        raise InputError(
+            f"image height and width must be multiples of {stride} for this model, got "
+            f"{h}x{w}; pad or resize to e.g. {-(-h // stride) * stride}x{-(-w // stride) * stride}"
+        )
+    if mask.device.type != "meta" and bool(((mask != 0) & (mask != 1)).any()):
+        raise InputError(
+            "mask must be binary (0 = known, 1 = hole); it holds other values. "
+            "Threshold it first, e.g. mask = (mask > 0.5).float()"
+        )
+
+
+class InpaintingGenerator(nn.Module):
+    """Base of every generator: ``G(image, mask) -> output``.
+
+    ``image`` (B, 3, H, W) float in [0, 1]; ``mask`` (B, 1, H, W) binary, 1 = hole.
+    The output has the image's shape and is composited: known pixels are returned
+    bit-identical and pixels inside the hole never influence the result.
+
+    Subclasses set ``stride`` and implement :meth:`predict`, which returns the raw
+    prediction for every pixel. :meth:`forward` checks the inputs; :meth:`inpaint` skips
+    the checks (for tracing and export).
+    """
+
+    stride: int = 1
+
+    def predict(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def inpaint(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        hole = mask > 0.5
+        pred = self.predict(image.masked_fill(hole, 0.0), mask, **kwargs)
+        return torch.where(hole, pred.to(image.dtype), image)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        check_inputs(image, mask, self.stride)
+        return self.inpaint(image, mask, **kwargs)
