@@ -238,6 +238,9 @@ class APFIGenerator(InpaintingGenerator):
         self.merge = FeatureMerge()
         self.unet = UNetGenerator(width, tuple(unet))
 
+    def encoder_batchnorms(self) -> list[nn.Module]:
+        return [self.input_layer.norm, self.apfi.identify_norm]
+
     def valid_maps(self, mask: torch.Tensor, cycles: int | None = None) -> list[torch.Tensor]:
         """Valid maps (B, 1, H/2, W/2) after the input layer and after each cycle.
 

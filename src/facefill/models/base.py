@@ -79,6 +79,10 @@ class InpaintingGenerator(nn.Module):
 
     stride: int = 1
 
+    def encoder_batchnorms(self) -> list[nn.Module]:
+        """BatchNorm layers of the encoder, frozen (eval mode) while fine-tuning."""
+        return []
+
     def predict(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         raise NotImplementedError
 

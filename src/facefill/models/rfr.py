@@ -157,6 +157,11 @@ class RFRNet(InpaintingGenerator):
         self.tail_bottleneck = _Bottleneck(32, 8)
         self.out = nn.Conv2d(64, 3, 3, 1, 1, bias=False)
 
+    def encoder_batchnorms(self) -> list[nn.Module]:
+        """As the official fine-tuning: the BN of the reasoning encoder (enc_2..enc_6)."""
+        enc = self.recurrent.reasoning.enc
+        return [m for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
+
     def predict(self, image, mask, cycles: int | None = None):
         cycles = self.cycles if cycles is None else cycles
         valid = 1.0 - mask

@@ -1,0 +1,200 @@
+"""Typed training configuration: dataclasses, loadable from YAML, overridable by ``key=value``.
+
+A config file holds sections (``model``, ``data``, ``masks``, ``loss``, ``train``) whose keys
+are the fields below; ``--set train.batch_size=4`` overrides one. Unknown sections or keys
+are refused with the list of valid ones. The resolved config is saved with every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import InputError
+
+__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_from_dict"]
+
+
+@dataclass
+class ModelSection:
+    generator: str = "apfi"
+    preset: str = "paper"
+    generator_args: dict = field(default_factory=dict)  # overrides of the preset
+    discriminator: str = "patchgan"
+    discriminator_preset: str = "paper"
+    discriminator_args: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataSection:
+    root: str = ""
+    size: int = 256
+    split: str | None = "train"  # uses root/train.txt when present
+    val_split: str | None = "test"
+    val_count: int = 16  # fixed validation subset
+    flip: bool = True
+    workers: int = 2
+
+
+@dataclass
+class MaskSection:
+    source: str = "generate"  # "generate" (on the fly) or "folder" (NVIDIA irregular masks)
+    preset: str = "medium"  # thin / medium / thick for "generate"
+    root: str | None = None  # mask folder for "folder"
+    invert: bool = False  # folder polarity: True if black = hole
+    augment: bool = True  # NVIDIA's dilation / rotation / crop for "folder"
+
+
+@dataclass
+class LossSection:
+    adv: float = 0.05
+    perceptual: float = 0.05
+    style: float = 120.0
+    l1: float = 1.0
+    adv_kind: str = "hinge"
+    vgg_weights: str | None = None  # path; None: $FACEFILL_VGG16 or torchvision's cache; "random": tests only
+    resize: int | None = 224  # VGG input size for perceptual/style (paper: 224)
+
+
+@dataclass
+class TrainSection:
+    batch_size: int = 6  # per process
+    iterations: int = 450_000
+    lr: float = 4e-4
+    d_lr: float = 4e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    finetune_iterations: int = 0  # after `iterations`: lr = finetune_lr, encoder BN frozen
+    finetune_lr: float = 1e-5
+    seed: int = 0
+    amp: str = "bf16"  # bf16 / fp16 / fp32; CUDA only (CPU always runs fp32)
+    channels_last: bool = True  # CUDA only
+    log_every: int = 50
+    image_every: int = 1000
+    val_every: int = 5000
+    save_every: int = 5000
+    keep_last: int = 3
+    max_nonfinite: int = 5  # consecutive non-finite steps before the run stops
+    device: str | None = None  # None: cuda if available, else cpu
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    masks: MaskSection = field(default_factory=MaskSection)
+    loss: LossSection = field(default_factory=LossSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Coerce a YAML / command-line value to the field's annotated type."""
+    union = get_origin(annotation) in (Union, UnionType)
+    members = get_args(annotation) if union else (annotation,)
+    optional = type(None) in members
+    base = next(a for a in members if a is not type(None))
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("null", "none")):
+        if optional:
+            return None
+        raise InputError(f"config key {key} may not be null")
+    if isinstance(value, str) and base is not str:  # a command-line value: parse as YAML
+        value = yaml.safe_load(value)
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+                return text in ("true", "1", "yes", "on")
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        if base is str:
+            return str(value)
+        if get_origin(base) is tuple or base is tuple:
+            return tuple(float(v) for v in value)
+        if get_origin(base) is dict or base is dict:
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+    except (TypeError, ValueError):
+        pass
+    raise InputError(f"config key {key}: cannot read {value!r} as {annotation}")
+
+
+def _set(cfg: TrainConfig, key: str, value: Any) -> None:
+    section_name, _, name = key.partition(".")
+    sections = {f.name for f in dataclasses.fields(TrainConfig)}
+    if section_name not in sections or not name:
+        raise InputError(
+            f"unknown config key {key!r}; keys are section.name with sections "
+            f"{', '.join(sorted(sections))}"
+        )
+    section = getattr(cfg, section_name)
+    hints = get_type_hints(type(section))
+    if name not in hints:
+        raise InputError(
+            f"unknown config key {key!r}; valid keys in {section_name}: "
+            f"{', '.join(f'{section_name}.{k}' for k in hints)}"
+        )
+    setattr(section, name, _coerce(value, hints[name], key))
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    cfg = TrainConfig()
+    if not isinstance(data, dict):
+        raise InputError("a config must be a mapping of sections (model, data, masks, loss, train)")
+    for section_name, values in data.items():
+        if not isinstance(values, dict):
+            raise InputError(f"config section {section_name!r} must be a mapping, got {values!r}")
+        for name, value in values.items():
+            _set(cfg, f"{section_name}.{name}", value)
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    out["train"]["betas"] = list(out["train"]["betas"])
+    return out
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Apply ``section.key=value`` strings; non-string fields parse the value as YAML."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise InputError(f"override {item!r} must look like section.key=value")
+        _set(cfg, key.strip(), raw.strip() or None)
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (or start from the defaults when ``path`` is None), then overrides.
+
+    Relative ``data.root`` / ``masks.root`` / ``loss.vgg_weights`` paths in a file are
+    resolved against the file's folder.
+    """
+    cfg = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
+        cfg = config_from_dict(data)
+        base = path.resolve().parent
+        for section, key in (("data", "root"), ("masks", "root"), ("loss", "vgg_weights")):
+            value = getattr(getattr(cfg, section), key)
+            if value and value != "random" and not Path(value).is_absolute():
+                setattr(getattr(cfg, section), key, str((base / value).resolve()))
+    return apply_overrides(cfg, overrides or [])
