@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import cost as _cost
+from .data_cli import prepare_celeba
+from .masks_cli import masks_app
 from .models import list_models, list_presets, model_entry
 
 app = typer.Typer(
@@ -22,7 +26,7 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -94,6 +98,36 @@ def info_cmd(
         style="dim",
         highlight=False,
     )
+
+
+@app.command("train")
+def train_cmd(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder: weights, checkpoints, logs"),
+    overrides: list[str] = typer.Option([], "--set", help="override a config key: section.key=value"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in --out"),
+) -> None:
+    """Train a generator with its critic and losses (one process, or many under torchrun)."""
+    import logging
+
+    from .config import load_config
+    from .errors import FacefillError
+    from .train import Trainer
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config, overrides)
+        trainer = Trainer(cfg, out, resume=resume)
+        trainer.fit()
+    except FacefillError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; continue with --resume")
+    console.print(f"done: {trainer.step} steps; weights and checkpoints in {out}", highlight=False)
+
+
+app.command("prepare-celeba")(prepare_celeba)
+app.add_typer(masks_app, name="masks", help="Generate, verify and load irregular hole masks.")
 
 
 def main() -> None:  # pragma: no cover

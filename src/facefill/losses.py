@@ -1,0 +1,358 @@
+"""Training losses of the paper (§1.2–1.4): L1, VGG16 perceptual and style, adversarial.
+
+Each term is an ``nn.Module`` with an explicit ``weight`` (BasicSR style). ``forward``
+returns the *weighted* value, the one that goes into a total; the named methods
+(``distance``, ``from_features``, ``generator_loss``, ``discriminator_loss``) return
+*unweighted* values. :class:`GeneratorLoss` composes the generator's terms from a config
+and logs each term unweighted beside the weighted total.
+
+Images are (B, 3, H, W) RGB in [0, 1]. Every loss is a float32 scalar, also under bf16 /
+fp16 autocast: VGG runs in the autocast dtype, feature differences are taken in float32
+and Gram matrices in float32 with autocast switched off.
+
+Reductions, with the paper's weights (0.05 perceptual, 120 style, 1 L1, 0.05 adversarial):
+
+- perceptual: per layer, the mean squared difference of the feature maps (the paper's
+  ``||phi(gt) - phi(out)||^2 / (C H W)``, averaged over the batch), summed over layers.
+- style: per layer, Gram matrices ``G = F F^T / (C H W)`` of the (C, H*W) feature map, then
+  the **mean absolute difference** over the C x C entries (``criterion="l1"``), summed over
+  layers. The weight 120 (with 0.05 for perceptual) comes from PConv (Liu et al. 2018), whose
+  style term is the L1 norm of the normalised Gram difference divided by C^2, and RFR-Net's
+  official code, which the paper builds on, computes exactly this mean. The paper writes a
+  squared L2 norm. Gram entries are small (~0.01-0.1), so squaring changes the scale a lot: on six
+  face crops with a blurred patch (calibrated ImageNet VGG16, 224x224) the L1 mean is 0.024,
+  the squared mean 0.00057 (40x smaller; the weight 120 would leave the term nearly inert)
+  and the squared sum over the C x C entries 16 (660x larger). ``criterion="mse"`` gives the
+  squared mean for those who want the literal formula.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import InputError
+from .vgg import TAPS, VGG16Features
+
+__all__ = [
+    "PAPER_WEIGHTS",
+    "AdversarialLoss",
+    "GeneratorLoss",
+    "L1Loss",
+    "PerceptualLoss",
+    "StyleLoss",
+    "gram_matrix",
+    "vgg_features",
+]
+
+
+# The paper's loss weights (§2.2), on torchvision's VGG16 activation scale.
+PAPER_WEIGHTS = {"l1": 1.0, "perceptual": 0.05, "style": 120.0, "adv": 0.05}
+
+
+def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) float32 Gram matrix ``F F^T / (C H W)``, autocast off."""
+    b, c, h, w = feat.shape
+    with torch.autocast(device_type=feat.device.type, enabled=False):
+        flat = feat.float().reshape(b, c, h * w)
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def vgg_features(
+    vgg: VGG16Features, x: torch.Tensor, layers: Iterable[str], resize: int | None
+) -> dict[str, torch.Tensor]:
+    """Taps of ``x`` after a bilinear resize to ``resize`` x ``resize`` (None: as is)."""
+    if resize is not None and tuple(x.shape[-2:]) != (resize, resize):
+        x = F.interpolate(
+            x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=False
+        )
+    return vgg(x, tuple(layers))
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if pred.shape != target.shape:
+        raise InputError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+
+
+def _check_layers(layers: Sequence[str], what: str) -> tuple[str, ...]:
+    layers = (layers,) if isinstance(layers, str) else tuple(layers)
+    if not layers or any(n not in TAPS for n in layers):
+        raise InputError(f"{what} must be a non-empty subset of {tuple(TAPS)}, got {layers}")
+    return layers
+
+
+def _check_resize(resize: int | None) -> int | None:
+    if resize is not None and (not isinstance(resize, int) or resize < 1):
+        raise InputError(f"resize must be a positive int or None, got {resize!r}")
+    return resize
+
+
+class L1Loss(nn.Module):
+    """Mean absolute difference over all pixels: ``weight * mean|pred - target|``."""
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        self.weight = float(weight)
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unweighted mean absolute difference, float32."""
+        _check_pair(pred, target)
+        return (pred.float() - target.float()).abs().mean()
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.distance(pred, target)
+
+
+class PerceptualLoss(nn.Module):
+    """VGG16 feature-reconstruction loss: sum over ``layers`` of the mean squared
+    difference of the taps (normalised by C·H·W and averaged over the batch).
+
+    Both images are resized to ``resize`` x ``resize`` first (bilinear, no antialias; the
+    paper's 224; None keeps the input size).
+    """
+
+    def __init__(
+        self,
+        vgg: VGG16Features,
+        layers: Sequence[str] = ("relu3_3",),
+        resize: int | None = 224,
+        weight: float = 0.05,
+    ) -> None:
+        super().__init__()
+        self.vgg = vgg
+        self.layers = _check_layers(layers, "layers")
+        self.resize = _check_resize(resize)
+        self.weight = float(weight)
+
+    def from_features(
+        self, pred_feats: Mapping[str, torch.Tensor], target_feats: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Unweighted loss from precomputed taps (dicts holding at least ``self.layers``)."""
+        total = torch.zeros((), device=pred_feats[self.layers[0]].device)
+        for name in self.layers:
+            total = total + (pred_feats[name].float() - target_feats[name].float()).square().mean()
+        return total
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(pred, target)
+        pf = vgg_features(self.vgg, pred, self.layers, self.resize)
+        tf = vgg_features(self.vgg, target, self.layers, self.resize)
+        return self.weight * self.from_features(pf, tf)
+
+
+class StyleLoss(nn.Module):
+    """Gram-matrix style loss: sum over ``layers`` of the mean absolute (``criterion="l1"``,
+    default) or mean squared (``"mse"``) difference between the float32 Gram matrices
+    ``F F^T / (C H W)`` of the two images' taps. Resizing as :class:`PerceptualLoss`.
+    """
+
+    def __init__(
+        self,
+        vgg: VGG16Features,
+        layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"),
+        resize: int | None = 224,
+        weight: float = 120.0,
+        criterion: str = "l1",
+    ) -> None:
+        super().__init__()
+        if criterion not in ("l1", "mse"):
+            raise InputError(f"criterion must be 'l1' or 'mse', got {criterion!r}")
+        self.vgg = vgg
+        self.layers = _check_layers(layers, "layers")
+        self.resize = _check_resize(resize)
+        self.weight = float(weight)
+        self.criterion = criterion
+
+    def from_features(
+        self, pred_feats: Mapping[str, torch.Tensor], target_feats: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Unweighted loss from precomputed taps (dicts holding at least ``self.layers``)."""
+        total = torch.zeros((), device=pred_feats[self.layers[0]].device)
+        for name in self.layers:
+            diff = gram_matrix(pred_feats[name]) - gram_matrix(target_feats[name])
+            total = total + (diff.abs() if self.criterion == "l1" else diff.square()).mean()
+        return total
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(pred, target)
+        pf = vgg_features(self.vgg, pred, self.layers, self.resize)
+        tf = vgg_features(self.vgg, target, self.layers, self.resize)
+        return self.weight * self.from_features(pf, tf)
+
+
+class AdversarialLoss(nn.Module):
+    """Critic objectives for unbounded score maps (e.g. PatchGAN's (B, 1, h, w)).
+
+    - ``"hinge"`` (default): D minimises ``mean(relu(1 - real)) + mean(relu(1 + fake))``.
+    - ``"wgan"``: D minimises ``mean(fake) - mean(real)`` (no clipping or penalty; the
+      Lipschitz bound comes only from the critic's spectral norm).
+
+    For both, G minimises ``-mean(fake)``. Hinge is the default: it is the Wasserstein
+    critic objective with the margin that SN-GAN and SN-PatchGAN (DeepFill v2) pair with
+    spectral normalisation; the margin stops D from driving scores without bound, while the
+    generator's objective is the same as WGAN's, as the paper's "Wasserstein-based" asks.
+
+    ``forward(fake_scores)`` = ``weight * generator_loss(fake_scores)``.
+    ``discriminator_loss`` is unweighted: the critic trains on it alone, under its own
+    optimiser (as BasicSR's GAN loss does).
+    """
+
+    KINDS = ("hinge", "wgan")
+
+    def __init__(self, kind: str = "hinge", weight: float = 0.05) -> None:
+        super().__init__()
+        if kind not in self.KINDS:
+            raise InputError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
+        self.weight = float(weight)
+
+    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        """Unweighted generator loss ``-mean(D(fake))``, float32."""
+        return -fake_scores.float().mean()
+
+    def discriminator_loss(
+        self, real_scores: torch.Tensor, fake_scores: torch.Tensor
+    ) -> torch.Tensor:
+        """Unweighted critic loss on scores of real and (detached) generated images."""
+        real, fake = real_scores.float(), fake_scores.float()
+        if self.kind == "hinge":
+            return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+        return fake.mean() - real.mean()
+
+    def forward(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.generator_loss(fake_scores)
+
+
+class GeneratorLoss(nn.Module):
+    """The generator's total loss ``l1·L1 + perceptual·Lper + style·Lstyle + adv·Ladv``.
+
+    ``forward(pred, target, fake_scores=None) -> (total, logs)``: ``pred`` is the
+    generator's output, ``target`` the ground truth (detached: it never receives gradient),
+    both (B, 3, H, W) in [0, 1]; ``fake_scores`` is the discriminator's output on ``pred``,
+    required when ``adv > 0``. ``total`` is the weighted float32 sum; ``logs`` maps each
+    enabled term (``"l1"``, ``"perceptual"``, ``"style"``, ``"adv"``) to its *unweighted*,
+    detached value. A weight of 0 switches a term off: it is neither computed nor logged.
+
+    Perceptual and style share one VGG pass per image (pred with grad, target without),
+    over the union of their layers, at one ``resize``. With ``vgg=None`` and a VGG term
+    enabled the extractor comes from :meth:`VGG16Features.from_pretrained`, which raises
+    :class:`facefill.vgg.VGGWeightsNotFound` rather than falling back to random weights.
+    """
+
+    CONFIG_KEYS = (
+        "l1",
+        "perceptual",
+        "style",
+        "adv",
+        "perceptual_layers",
+        "style_layers",
+        "resize",
+        "style_criterion",
+        "adv_kind",
+    )
+
+    def __init__(
+        self,
+        vgg: VGG16Features | None = None,
+        *,
+        l1: float = PAPER_WEIGHTS["l1"],
+        perceptual: float = PAPER_WEIGHTS["perceptual"],
+        style: float = PAPER_WEIGHTS["style"],
+        adv: float = PAPER_WEIGHTS["adv"],
+        perceptual_layers: Sequence[str] = ("relu3_3",),
+        style_layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"),
+        resize: int | None = 224,
+        style_criterion: str = "l1",
+        adv_kind: str = "hinge",
+    ) -> None:
+        super().__init__()
+        for name, w in (("l1", l1), ("perceptual", perceptual), ("style", style), ("adv", adv)):
+            if w < 0:
+                raise InputError(f"loss weight {name} must be >= 0, got {w}")
+        self.resize = _check_resize(resize)
+        self.l1 = L1Loss(l1)
+        self.adv = AdversarialLoss(adv_kind, adv)
+        self.vgg: VGG16Features | None = None
+        self.perceptual: PerceptualLoss | None = None
+        self.style: StyleLoss | None = None
+        if perceptual > 0 or style > 0:
+            self.vgg = vgg if vgg is not None else VGG16Features.from_pretrained()
+        if perceptual > 0:
+            self.perceptual = PerceptualLoss(self.vgg, perceptual_layers, resize, perceptual)
+        if style > 0:
+            self.style = StyleLoss(self.vgg, style_layers, resize, style, style_criterion)
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any] | Any, vgg: VGG16Features | None = None
+    ) -> GeneratorLoss:
+        """Build from a mapping (or dataclass) whose keys are among :attr:`CONFIG_KEYS`.
+
+        ``vgg_weights`` (optional) names the VGG16 file when ``vgg`` is not given: a path, or
+        None for the default search; ``"random"`` gives random weights, for tests only.
+        """
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            config = dataclasses.asdict(config)
+        if not isinstance(config, Mapping):
+            raise InputError(
+                f"config must be a mapping or a dataclass, got {type(config).__name__}"
+            )
+        config = dict(config)
+        weights = config.pop("vgg_weights", None)
+        unknown = sorted(set(config) - set(cls.CONFIG_KEYS))
+        if unknown:
+            known = [*cls.CONFIG_KEYS, "vgg_weights"]
+            raise InputError(f"unknown loss config keys {unknown}; known: {known}")
+        needs_vgg = any(config.get(k, PAPER_WEIGHTS[k]) > 0 for k in ("perceptual", "style"))
+        if vgg is None and needs_vgg:
+            if weights == "random":
+                warnings.warn("perceptual and style losses use random VGG16 weights (tests only)")
+                vgg = VGG16Features.random(seed=0)
+            else:
+                vgg = VGG16Features.from_pretrained(weights)
+        return cls(vgg, **config)
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        fake_scores: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        _check_pair(pred, target)
+        target = target.detach()
+        total = torch.zeros((), device=pred.device)
+        logs: dict[str, torch.Tensor] = {}
+
+        def add(name: str, weight: float, value: torch.Tensor) -> None:
+            nonlocal total
+            total = total + weight * value
+            logs[name] = value.detach()
+
+        if self.l1.weight > 0:
+            add("l1", self.l1.weight, self.l1.distance(pred, target))
+        if self.vgg is not None:
+            terms = [t for t in (self.perceptual, self.style) if t is not None]
+            layers = [n for n in TAPS if any(n in t.layers for t in terms)]
+            pf = vgg_features(self.vgg, pred, layers, self.resize)
+            tf = vgg_features(self.vgg, target, layers, self.resize)
+            if self.perceptual is not None:
+                add("perceptual", self.perceptual.weight, self.perceptual.from_features(pf, tf))
+            if self.style is not None:
+                add("style", self.style.weight, self.style.from_features(pf, tf))
+        if self.adv.weight > 0:
+            if fake_scores is None:
+                raise InputError(
+                    "fake_scores (the discriminator's output on pred) is required when the "
+                    "adv weight is > 0; set adv=0 to train without the adversarial term"
+                )
+            add("adv", self.adv.weight, self.adv.generator_loss(fake_scores))
+        return total, logs

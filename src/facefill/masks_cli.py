@@ -1,0 +1,87 @@
+"""``facefill masks ...``: generate and check seeded irregular-mask sets."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from . import masks as _masks
+from .errors import FacefillError
+
+masks_app = typer.Typer(
+    help="Irregular hole masks: seeded sets binned by hole ratio (white = hole).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    # soft_wrap keeps the message on one line whatever the terminal width.
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@masks_app.command("generate")
+def generate_cmd(
+    out: Path = typer.Option(..., "--out", help="output folder; one subfolder per bin and manifest.json"),
+    size: int = typer.Option(256, "--size", help="square mask size in pixels"),
+    per_bin: int = typer.Option(..., "--per-bin", help="masks per bin"),
+    seed: int = typer.Option(0, "--seed", help="seed; the same arguments give byte-identical files"),
+    bins: str = typer.Option(
+        ",".join(_masks.bin_name(lo, hi) for lo, hi in _masks.DEFAULT_BINS),
+        "--bins",
+        help="comma-separated hole-ratio bins LO-HI, each meaning (LO, HI]",
+    ),
+    preset: str = typer.Option(
+        ",".join(_masks.DEFAULT_MIX),
+        "--preset",
+        help="preset or mixture of thin, medium, thick, e.g. 'thin:1,thick:2'"
+    ),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty --out"),
+) -> None:
+    """Write PER_BIN masks per hole-ratio bin, with a manifest of ratios and sha256."""
+    try:
+        parsed_bins = _masks.parse_bins(bins)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+            _fail(f"--out {out} exists and is not empty; pass --force to replace it")
+        manifest = _masks.generate_binned_masks(
+            out, size, per_bin, seed, parsed_bins, preset, overwrite=force
+        )
+    except FacefillError as exc:
+        _fail(str(exc))
+    by_bin: dict[str, list[float]] = defaultdict(list)
+    for entry in manifest["files"]:
+        by_bin[entry["bin"]].append(entry["ratio"])
+    table = Table(
+        "bin", "masks", "mean ratio", "min", "max",
+        title=f"{len(manifest['files'])} masks, {size}x{size}, seed {seed} -> {out}",
+    )
+    for name, ratios in by_bin.items():
+        table.add_row(
+            f"({name.replace('-', ', ')}]", str(len(ratios)), f"{sum(ratios) / len(ratios):.4f}",
+            f"{min(ratios):.4f}", f"{max(ratios):.4f}",
+        )
+    console.print(table)
+    console.print(f"manifest: {escape(str(out / _masks.MANIFEST_NAME))}", highlight=False, soft_wrap=True)
+
+
+@masks_app.command("verify")
+def verify_cmd(
+    path: Path = typer.Argument(..., help="mask set folder or its manifest.json"),
+) -> None:
+    """Check that every mask listed in a manifest exists and has its recorded sha256."""
+    try:
+        entries = _masks.load_manifest(path, verify=True)
+    except FacefillError as exc:
+        _fail(str(exc))
+    bins = sorted({e["bin"] for e in entries})
+    console.print(
+        f"ok: {len(entries)} masks in {len(bins)} bins ({', '.join(bins)}) match the manifest", highlight=False
+    )

@@ -1,0 +1,451 @@
+"""The training loop: one trainer for every registered generator and discriminator.
+
+Single process on CPU or one GPU, or many processes through ``torchrun`` (DDP: the same
+config, data sharded per rank by a step-indexed sampler, gradients averaged, only rank 0
+logs and saves). Each step: the critic is updated on real and (detached) inpainted images,
+then the generator on the weighted sum of L1, perceptual, style and adversarial terms, all
+computed on the composited output.
+
+Reproducibility: every sample (which image, its flip, its mask) is a function of the seed
+and the global sample position, so a run resumed from a checkpoint sees exactly the data it
+would have seen, and with the optimiser and RNG states restored it follows the same loss
+curve (bit for bit on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from . import checkpoint as ckpt
+from .config import TrainConfig, config_to_dict
+from .errors import FacefillError
+from .metrics import psnr, ssim
+
+__all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs"]
+
+log = logging.getLogger("facefill.train")
+
+
+class TrainingError(FacefillError):
+    """The run cannot go on (for example, repeated non-finite losses)."""
+
+
+class StepSampler(Sampler[int]):
+    """Endless, step-indexed sampler shared by single-process and DDP runs.
+
+    The global sample stream is a fresh seeded permutation of the dataset every epoch.
+    Global batch ``s`` holds positions ``[s*B*W, (s+1)*B*W)``; rank ``r`` takes its slice
+    of ``B``. Yields ``epoch * n + index`` so the dataset can seed per-sample choices
+    (flip, mask) with the epoch too. ``start_step`` resumes the stream exactly.
+    """
+
+    def __init__(self, n: int, batch: int, *, rank: int = 0, world: int = 1, seed: int = 0, start_step: int = 0):
+        self.n, self.batch, self.rank, self.world = n, batch, rank, world
+        self.seed, self.start_step = seed, start_step
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.start_step
+        while True:
+            first = (step * self.world + self.rank) * self.batch
+            for position in range(first, first + self.batch):
+                epoch, i = divmod(position, self.n)
+                yield epoch * self.n + int(self._permutation(epoch)[i])
+            step += 1
+
+
+class InpaintingPairs(Dataset):
+    """(image, mask) pairs: an image dataset and a mask source, indexed ``epoch * n + i``."""
+
+    def __init__(self, images, masks) -> None:
+        self.images, self.masks = images, masks
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, i = divmod(key, len(self.images))
+        self.images.set_epoch(epoch)
+        return self.images[i], self.masks.sample(i, epoch)
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    py = state["python"]
+    random.setstate((py[-2], tuple(py[:-2]), py[-1]))
+
+
+def image_grid(*rows: torch.Tensor, limit: int = 4) -> torch.Tensor:
+    """(3, n*H, k*W) grid: one row per sample, one column per tensor (masks shown grey-level)."""
+    cols = [t[:limit].detach().float().cpu().clamp(0, 1).expand(-1, 3, -1, -1) for t in rows]
+    return torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2)
+
+
+class Trainer:
+    """Builds models, losses, data and optimisers from a :class:`TrainConfig`; runs the loop.
+
+    ``Trainer(cfg, out_dir, resume=False).fit()``. ``out_dir`` receives the inference
+    weights (``<generator>_<preset>.safetensors`` + JSON card), ``checkpoints/`` with the
+    last ``train.keep_last`` training states, ``config.yaml`` (resolved), ``log.jsonl``
+    (every logged step) and ``tb/`` (TensorBoard).
+    """
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.rank, self.world, local_rank = _distributed()
+        t = cfg.train
+        if t.device:
+            self.device = torch.device(t.device)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if cuda else None
+        if t.amp not in ("bf16", "fp16", "fp32"):
+            raise FacefillError(f"train.amp must be bf16, fp16 or fp32, got {t.amp!r}")
+        self.channels_last = t.channels_last and cuda
+
+        self._seed(t.seed)
+        self._build_models()
+        self._build_losses()
+        self._build_data()
+        self.opt_g = torch.optim.Adam(self.g_raw.parameters(), lr=t.lr, betas=tuple(t.betas))
+        self.opt_d = torch.optim.Adam(self.d_raw.parameters(), lr=t.d_lr, betas=tuple(t.betas))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self.step = 0
+        self.nonfinite_total = 0
+        self._nonfinite_run = 0
+        if resume:
+            self._resume()
+        if self.world > 1:
+            ids = [self.device.index] if cuda else None
+            self.g = DDP(self.g_raw, device_ids=ids)
+            self.d = DDP(self.d_raw, device_ids=ids)
+        else:
+            self.g, self.d = self.g_raw, self.d_raw
+        self.writer = None
+
+    # -- construction ---------------------------------------------------------------------
+    def _seed(self, seed: int) -> None:
+        random.seed(seed + self.rank)
+        np.random.seed(seed + self.rank)
+        torch.manual_seed(seed)  # same initial weights on every rank
+
+    def _build_models(self) -> None:
+        from .models import create_model
+
+        m = self.cfg.model
+        self.g_raw = create_model(m.generator, m.preset, **m.generator_args).to(self.device)
+        self.d_raw = create_model(m.discriminator, m.discriminator_preset, **m.discriminator_args).to(self.device)
+        if self.channels_last:
+            self.g_raw.to(memory_format=torch.channels_last)
+            self.d_raw.to(memory_format=torch.channels_last)
+
+    def _build_losses(self) -> None:
+        from .losses import GeneratorLoss
+        from .vgg import VGG16Features
+
+        lc = self.cfg.loss
+        vgg = None
+        if lc.perceptual > 0 or lc.style > 0:
+            if lc.vgg_weights == "random":
+                log.warning("loss.vgg_weights=random: perceptual and style losses use random VGG16 weights (tests only)")
+                vgg = VGG16Features.random(seed=0)
+            else:
+                vgg = VGG16Features.from_pretrained(lc.vgg_weights)
+            vgg = vgg.to(self.device)
+        self.gen_loss = GeneratorLoss(
+            vgg, l1=lc.l1, perceptual=lc.perceptual, style=lc.style, adv=lc.adv,
+            resize=lc.resize, adv_kind=lc.adv_kind,
+        ).to(self.device)
+        self.adv_loss = self.gen_loss.adv
+
+    def _mask_source(self, seed: int, augment: bool):
+        from .masks import MaskFolder, MaskGenerator
+
+        mc, size = self.cfg.masks, self.cfg.data.size
+        if mc.source == "generate":
+            return MaskGenerator(size, preset=mc.preset, seed=seed)
+        if mc.source == "folder":
+            if not mc.root:
+                raise FacefillError("masks.source=folder needs masks.root, the folder of mask images")
+            return MaskFolder(mc.root, size, invert=mc.invert, augment=augment, seed=seed)
+        raise FacefillError(f"masks.source must be 'generate' or 'folder', got {mc.source!r}")
+
+    def _build_data(self) -> None:
+        from .data import ImageFolderDataset
+
+        dc, t = self.cfg.data, self.cfg.train
+        if not dc.root:
+            raise FacefillError("data.root is not set: give the folder of training images (--set data.root=DIR)")
+        images = ImageFolderDataset(dc.root, dc.size, split=dc.split, flip=dc.flip, seed=t.seed)
+        self.pairs = InpaintingPairs(images, self._mask_source(t.seed, self.cfg.masks.augment))
+        self.val_batch = None
+        if dc.val_count > 0 and self.rank == 0:
+            try:
+                val = ImageFolderDataset(dc.root, dc.size, split=dc.val_split, flip=False, seed=0)
+            except FacefillError as e:
+                log.warning("no validation split (%s); validating on the first training images", e)
+                val = ImageFolderDataset(dc.root, dc.size, split=dc.split, flip=False, seed=0)
+            masks = self._mask_source(seed=12345, augment=False)
+            n = min(dc.val_count, len(val))
+            self.val_batch = (
+                torch.stack([val[i] for i in range(n)]),
+                torch.stack([masks.sample(i, 0) for i in range(n)]),
+            )
+
+    def _loader(self) -> Iterator:
+        t = self.cfg.train
+        sampler = StepSampler(
+            len(self.pairs), t.batch_size, rank=self.rank, world=self.world, seed=t.seed, start_step=self.step
+        )
+        workers = self.cfg.data.workers
+        loader = DataLoader(
+            self.pairs, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+        )
+        return iter(loader)
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "generator": self.g_raw.state_dict(),
+            "discriminator": self.d_raw.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "nonfinite_total": self.nonfinite_total,
+            "config": json.dumps(config_to_dict(self.cfg)),
+        }
+
+    def _resume(self) -> None:
+        path = ckpt.latest_checkpoint(self.out / "checkpoints")
+        if path is None:
+            raise FacefillError(f"--resume: no checkpoint in {self.out / 'checkpoints'}; start without --resume")
+        state = ckpt.load_training_state(path)
+        try:
+            self.g_raw.load_state_dict(state["generator"])
+            self.d_raw.load_state_dict(state["discriminator"])
+        except RuntimeError as e:
+            raise FacefillError(f"{path} does not fit this config's models: {str(e).splitlines()[0]}") from None
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        if self.world == 1:
+            _set_rng_state(state["rng"])
+        if self.rank == 0:
+            log.info("resumed from %s at step %d", path, self.step)
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        t, m = self.cfg.train, self.cfg.model
+        ckpt.save_training_state(self.out / "checkpoints", self.step, self.state_dict(), t.keep_last)
+        ckpt.save_weights(
+            self.g_raw,
+            self.out / f"{m.generator}_{m.preset}.safetensors",
+            extra={"step": self.step, "train_config": config_to_dict(self.cfg)},
+        )
+
+    # -- the loop -------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.train.iterations + self.cfg.train.finetune_iterations
+
+    def _phase(self) -> None:
+        """Set train modes and learning rate for the current step (training or fine-tuning)."""
+        t = self.cfg.train
+        self.g.train()
+        self.d.train()
+        finetune = self.step >= t.iterations
+        lr = t.finetune_lr if finetune else t.lr
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr
+        if finetune:
+            for bn in self.g_raw.encoder_batchnorms():
+                bn.eval()
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    @contextmanager
+    def _frozen_critic(self):
+        """The raw critic in eval mode without gradients, for the generator's adversarial term."""
+        was_training = self.d_raw.training
+        self.d_raw.eval().requires_grad_(False)
+        try:
+            yield self.d_raw
+        finally:
+            self.d_raw.train(was_training).requires_grad_(True)
+
+    def _all_finite(self, *values: torch.Tensor) -> bool:
+        flag = torch.tensor(float(all(torch.isfinite(v).all() for v in values)), device=self.device)
+        if self.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def train_step(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, float] | None:
+        """One critic and one generator update; ``None`` when the step was skipped."""
+        image = image.to(self.device, non_blocking=True)
+        mask = mask.to(self.device, non_blocking=True)
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+            mask = mask.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            fake = self.g(image, mask)
+            scores = self.d(torch.cat([image, fake.detach()])).float()
+        d_loss = self.adv_loss.discriminator_loss(*scores.chunk(2))
+        with self._autocast(), self._frozen_critic() as critic:
+            fake_scores = critic(fake).float()
+        total, terms = self.gen_loss(fake.float(), image, fake_scores)
+        self._last_batch = (image.detach(), mask.detach(), fake.detach())
+        if not self._all_finite(d_loss, total):
+            self.opt_d.zero_grad(set_to_none=True)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.nonfinite_total += 1
+            self._nonfinite_run += 1
+            if self.rank == 0:
+                log.warning("step %d: non-finite loss, step skipped (%d in a row)", self.step, self._nonfinite_run)
+            if self._nonfinite_run >= self.cfg.train.max_nonfinite:
+                raise TrainingError(
+                    f"{self._nonfinite_run} non-finite losses in a row at step {self.step}; "
+                    "lower train.lr, try train.amp=fp32, or check the data"
+                )
+            return None
+        self._nonfinite_run = 0
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        self.scaler.step(self.opt_d)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        out = {k: float(v) for k, v in terms.items()}
+        out["total"] = float(total.detach())
+        out["d_loss"] = float(d_loss.detach())
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if self.val_batch is None:
+            return {}
+        self.g_raw.eval()
+        image, mask = (t.to(self.device) for t in self.val_batch)
+        out = torch.cat([self.g_raw(image[i : i + 8], mask[i : i + 8]) for i in range(0, len(image), 8)])
+        self.g_raw.train()
+        self._val_out = (image, mask, out)
+        return {"psnr": float(psnr(out, image).mean()), "ssim": float(ssim(out, image).mean())}
+
+    def _log(self, values: dict[str, float], prefix: str) -> None:
+        if self.rank != 0:
+            return
+        for k, v in values.items():
+            self.writer.add_scalar(f"{prefix}/{k}", v, self.step)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "kind": prefix, **values}) + "\n")
+
+    def fit(self) -> dict[str, float]:
+        """Train until ``iterations + finetune_iterations`` steps; return the last logged losses."""
+        from tqdm.auto import tqdm
+
+        t = self.cfg.train
+        if self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(_yaml(config_to_dict(self.cfg)))
+            self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step)
+        batches = self._loader()
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, disable=self.rank != 0, unit="it",
+            dynamic_ncols=True, desc="train",
+        )
+        last: dict[str, float] = {}
+        start = time.perf_counter()
+        try:
+            while self.step < self.total_steps:
+                self._phase()
+                image, mask = next(batches)
+                values = self.train_step(image, mask)
+                self.step += 1
+                bar.update(1)
+                if values is not None:
+                    last = values
+                if values is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
+                    self._log(values, "loss")
+                    bar.set_postfix(total=f"{values['total']:.3f}", l1=f"{values.get('l1', 0):.3f}")
+                if self.rank == 0 and t.image_every and self.step % t.image_every == 0:
+                    image, mask, fake = self._last_batch
+                    grid = image_grid(image * (1 - mask), mask, fake, image)
+                    self.writer.add_image("train/input|mask|output|truth", grid, self.step)
+                if t.val_every and self.step % t.val_every == 0:
+                    self._log(self.validate(), "val")
+                if self.step % t.save_every == 0 or self.step == self.total_steps:
+                    self.save()
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+        if self.rank == 0:
+            seconds = time.perf_counter() - start
+            log.info("%d steps in %.1f s", self.total_steps, seconds)
+        return last
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,218 @@
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from facefill.errors import InputError
+from facefill.losses import (
+    AdversarialLoss,
+    GeneratorLoss,
+    L1Loss,
+    PerceptualLoss,
+    StyleLoss,
+    gram_matrix,
+)
+from facefill.vgg import ENV_VAR, VGG16Features, VGGWeightsNotFound, save_vgg16_safetensors
+
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return VGG16Features.random(seed=0)
+
+
+@pytest.fixture
+def images():
+    x = torch.rand(2, 3, 16, 16)
+    return x, (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+
+
+def test_gram_of_a_constant_map():
+    # Every entry is sum_hw v*v / (C H W) = v^2 / C.
+    g = gram_matrix(torch.full((2, 4, 5, 6), 3.0))
+    assert g.shape == (2, 4, 4)
+    assert_close(g, torch.full((2, 4, 4), 9.0 / 4))
+
+
+def test_gram_small_example_by_hand():
+    feat = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)  # C=2, H=1, W=2
+    # F F^T = [[1+4, 3+8], [3+8, 9+16]], divided by C*H*W = 4.
+    assert_close(gram_matrix(feat), torch.tensor([[[1.25, 2.75], [2.75, 6.25]]]))
+
+
+def test_gram_is_float32_under_bf16_autocast():
+    feat = torch.rand(1, 8, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g = gram_matrix(feat.bfloat16())
+    assert g.dtype == torch.float32
+    assert_close(g, gram_matrix(feat.bfloat16().float()))
+
+
+def test_l1_loss():
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert L1Loss().distance(a, b).item() == pytest.approx(0.5)
+    assert L1Loss(weight=3.0)(a, b).item() == pytest.approx(1.5)
+    with pytest.raises(InputError, match="same shape"):
+        L1Loss()(a, b[..., :1])
+
+
+def test_perceptual_and_style_are_zero_on_identical_images(vgg, images):
+    x, _ = images
+    for resize in (None, 24):
+        assert PerceptualLoss(vgg, resize=resize)(x, x.clone()).item() == 0.0
+        assert StyleLoss(vgg, resize=resize)(x, x.clone()).item() == 0.0
+
+
+def test_perceptual_grows_with_the_perturbation(vgg):
+    x = torch.rand(1, 3, 32, 32)
+    noise = torch.randn_like(x)
+    loss = PerceptualLoss(vgg, resize=None, weight=1.0)
+    values = [loss(x, x + eps * noise).item() for eps in (0.01, 0.03, 0.1)]
+    assert 0 < values[0] < values[1] < values[2]
+
+
+def test_perceptual_is_mse_of_resized_taps(vgg, images):
+    x, y = images
+    loss = PerceptualLoss(vgg, layers=("relu2_2", "relu3_3"), resize=24, weight=0.05)
+    xr = F.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False)
+    yr = F.interpolate(y, size=(24, 24), mode="bilinear", align_corners=False)
+    fx, fy = vgg(xr, ("relu2_2", "relu3_3")), vgg(yr, ("relu2_2", "relu3_3"))
+    expected = sum(((fx[n] - fy[n]) ** 2).sum() / fx[n].numel() for n in fx)
+    assert_close(loss(x, y), 0.05 * expected)
+
+
+@pytest.mark.parametrize("criterion", ["l1", "mse"])
+def test_style_is_mean_gram_difference(vgg, images, criterion):
+    x, y = images
+    loss = StyleLoss(vgg, resize=None, weight=120.0, criterion=criterion)
+    fx, fy = vgg(x, STYLE_LAYERS), vgg(y, STYLE_LAYERS)
+    expected = 0.0
+    for n in STYLE_LAYERS:
+        b, c, h, w = fx[n].shape
+        gx = torch.einsum("bchw,bdhw->bcd", fx[n], fx[n]) / (c * h * w)
+        gy = torch.einsum("bchw,bdhw->bcd", fy[n], fy[n]) / (c * h * w)
+        d = gx - gy
+        expected = expected + (d.abs().mean() if criterion == "l1" else (d**2).mean())
+    value = loss(x, y)
+    assert value > 0
+    assert_close(value, 120.0 * expected, rtol=1e-4, atol=1e-7)
+
+
+def test_hinge_signs():
+    adv = AdversarialLoss("hinge", weight=0.05)
+    # Confident, correct critic: both margins satisfied.
+    real, fake = torch.full((2, 1, 4, 4), 5.0), torch.full((2, 1, 4, 4), -5.0)
+    assert adv.discriminator_loss(real, fake).item() == 0.0
+    assert adv.discriminator_loss(torch.zeros(1), torch.zeros(1)).item() == pytest.approx(2.0)
+    d = adv.discriminator_loss(torch.tensor([-1.0]), torch.tensor([2.0]))  # (1+1) + (1+2)
+    assert d.item() == pytest.approx(5.0)
+    g = [adv.generator_loss(torch.full((1, 1, 3, 3), s)).item() for s in (-2.0, 0.0, 3.0)]
+    assert g == [2.0, 0.0, -3.0]
+    assert adv(torch.full((1, 1, 3, 3), 2.0)).item() == pytest.approx(-0.1)
+
+
+def test_wgan_values():
+    adv = AdversarialLoss("wgan", weight=1.0)
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    assert adv.discriminator_loss(real, fake).item() == pytest.approx(-0.5 - 2.0)
+    assert adv.generator_loss(fake).item() == pytest.approx(0.5)
+    with pytest.raises(InputError, match="kind"):
+        AdversarialLoss("lsgan")
+
+
+def test_generator_loss_total_and_unweighted_logs(vgg, images):
+    x, y = images
+    pred = x.clone().requires_grad_(True)
+    scores = torch.randn(2, 1, 4, 4)
+    loss = GeneratorLoss(vgg, l1=1.0, perceptual=0.05, style=120.0, adv=0.05, resize=24)
+    total, logs = loss(pred, y, scores)
+    assert set(logs) == {"l1", "perceptual", "style", "adv"}
+    assert_close(logs["l1"], (x - y).abs().mean())
+    assert_close(logs["perceptual"], PerceptualLoss(vgg, resize=24, weight=1.0)(x, y))
+    assert_close(logs["style"], StyleLoss(vgg, resize=24, weight=1.0)(x, y), rtol=1e-4, atol=1e-7)
+    assert_close(logs["adv"], -scores.mean())
+    expected = logs["l1"] + 0.05 * logs["perceptual"] + 120 * logs["style"] + 0.05 * logs["adv"]
+    assert_close(total, expected)
+    assert all(not v.requires_grad for v in logs.values())
+    total.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_generator_loss_one_vgg_pass_per_image(vgg, images):
+    x, y = images
+    calls = []
+    hook = vgg.register_forward_hook(lambda m, i, o: calls.append(sorted(o)))
+    try:
+        GeneratorLoss(vgg, adv=0.0, resize=None)(x, y)
+    finally:
+        hook.remove()
+    assert calls == [sorted(STYLE_LAYERS)] * 2  # pred and target, each once, union of layers
+
+
+def test_generator_loss_weight_zero_switches_terms_off(vgg, images):
+    x, y = images
+    total, logs = GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0)(x, y)
+    assert set(logs) == {"l1"}
+    assert_close(total, logs["l1"])
+    loss = GeneratorLoss(vgg, l1=0.0, style=0.0, adv=0.0, resize=None)
+    assert loss.style is None
+    assert set(loss(x, y)[1]) == {"perceptual"}
+    with pytest.raises(InputError, match="fake_scores"):
+        GeneratorLoss(vgg, perceptual=0.0, style=0.0)(x, y)
+
+
+def test_generator_loss_from_config(vgg, images):
+    @dataclass
+    class LossConfig:
+        l1: float = 2.0
+        perceptual: float = 0.0
+        style: float = 0.0
+        adv: float = 0.1
+        adv_kind: str = "wgan"
+
+    loss = GeneratorLoss.from_config(LossConfig(), vgg)
+    assert loss.l1.weight == 2.0 and loss.adv.kind == "wgan" and loss.vgg is None
+    x, y = images
+    total, logs = loss(x, y, torch.ones(2, 1, 3, 3))
+    assert_close(total, 2.0 * logs["l1"] - 0.1)
+    assert GeneratorLoss.from_config({"style": 60.0, "resize": None}, vgg).style.weight == 60.0
+    with pytest.raises(InputError, match="lambda_style"):
+        GeneratorLoss.from_config({"lambda_style": 1.0}, vgg)
+
+
+def test_generator_loss_from_config_loads_the_named_vgg_file(tmp_path):
+    path = tmp_path / "vgg.safetensors"
+    save_vgg16_safetensors(VGG16Features.random(seed=5).state_dict(), path, "torchvision")
+    loss = GeneratorLoss.from_config({"vgg_weights": str(path), "adv": 0.0})
+    assert loss.vgg.source == str(path)
+    expected = VGG16Features.random(seed=5).state_dict()["features.0.bias"]
+    assert torch.equal(loss.vgg.state_dict()["features.0.bias"], expected)
+    with pytest.warns(UserWarning, match="random"):
+        assert GeneratorLoss.from_config({"vgg_weights": "random"}).vgg.source == "random(seed=0)"
+    with pytest.raises(VGGWeightsNotFound):
+        GeneratorLoss.from_config({"vgg_weights": str(tmp_path / "missing.safetensors")})
+
+
+def test_generator_loss_never_falls_back_to_random_vgg(monkeypatch, tmp_path):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(VGGWeightsNotFound, match="VGG16"):
+        GeneratorLoss()
+    GeneratorLoss(perceptual=0.0, style=0.0)  # no VGG term, no VGG needed
+
+
+def test_losses_under_bf16_autocast_are_float32_and_close(vgg, images):
+    x, y = images
+    loss = GeneratorLoss(vgg, resize=None)
+    scores = torch.randn(2, 1, 4, 4)
+    ref_total, ref_logs = loss(x, y, scores)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total, logs = loss(x, y, scores.bfloat16())
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+    for name, value in logs.items():
+        assert value.dtype == torch.float32
+        assert_close(value, ref_logs[name], rtol=0.1, atol=1e-3)

@@ -1,0 +1,212 @@
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from facefill import checkpoint as ckpt
+from facefill.cli import app
+from facefill.config import load_config
+from facefill.train import StepSampler, Trainer, TrainingError
+
+TINY = [
+    "model.generator=apfi",
+    "model.preset=small",
+    "model.generator_args={width: 8, reasoning: [8, 16, 16], unet: [8, 16, 16], cycles: 2}",
+    "model.discriminator_preset=small",
+    "model.discriminator_args={width: 8}",
+    "data.size=32",
+    "data.workers=0",
+    "data.val_count=4",
+    "loss.vgg_weights=random",
+    "loss.resize=null",
+    "train.batch_size=4",
+    "train.lr=1e-3",
+    "train.d_lr=1e-3",
+    "train.log_every=1",
+    "train.image_every=2",
+    "train.val_every=3",
+    "train.save_every=3",
+    "train.keep_last=2",
+    "train.device=cpu",
+    "train.amp=fp32",
+]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    """12 smooth synthetic 'faces' (an ellipse on a gradient) with a train/test split."""
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 47.0
+    ids = []
+    for i in range(12):
+        base = rng.uniform(0.2, 0.8, 3)
+        img = base[None, None] * (0.6 + 0.4 * yy[..., None]) + 0.2 * xx[..., None]
+        inside = ((xx - 0.5) / 0.3) ** 2 + ((yy - 0.5) / 0.4) ** 2 < 1
+        img[inside] = rng.uniform(0.5, 0.9, 3)
+        Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(root / f"f{i:02d}.png")
+        ids.append(f"f{i:02d}")
+    (root / "train.txt").write_text("\n".join(ids[:10]) + "\n")
+    (root / "test.txt").write_text("\n".join(ids[10:]) + "\n")
+    return root
+
+
+def tiny(faces: Path, *extra: str):
+    return load_config(None, TINY + [f"data.root={faces}", *extra])
+
+
+def test_sampler_shards_ranks_and_resumes_exactly():
+    full = StepSampler(10, 3, seed=1)
+    stream = [k for _, k in zip(range(30), iter(full))]
+    resumed = [k for _, k in zip(range(15), iter(StepSampler(10, 3, seed=1, start_step=5)))]
+    assert resumed == stream[15:]
+    assert sorted(k % 10 for k in stream[:10]) == list(range(10))  # a permutation per epoch
+    r0 = [k for _, k in zip(range(6), iter(StepSampler(10, 3, rank=0, world=2, seed=1)))]
+    r1 = [k for _, k in zip(range(6), iter(StepSampler(10, 3, rank=1, world=2, seed=1)))]
+    assert r0[:3] + r1[:3] + r0[3:] + r1[3:] == stream[:12]
+
+
+def test_resume_continues_the_same_run(faces, tmp_path):
+    straight = Trainer(tiny(faces, "train.iterations=6"), tmp_path / "a")
+    straight.fit()
+    first = Trainer(tiny(faces, "train.iterations=3"), tmp_path / "b")
+    first.fit()
+    resumed = Trainer(tiny(faces, "train.iterations=6"), tmp_path / "b", resume=True)
+    assert resumed.step == 3
+    resumed.fit()
+    for (k, a), (_, b) in zip(straight.g_raw.state_dict().items(), resumed.g_raw.state_dict().items()):
+        assert torch.equal(a, b), k
+    curve = lambda d: [r for r in map(json.loads, (d / "log.jsonl").read_text().splitlines()) if r["kind"] == "loss"]
+    assert curve(tmp_path / "a") == curve(tmp_path / "b")
+    # Last K training states kept; inference weights with a card load back.
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("*.pt")) == ["step_00000003.pt", "step_00000006.pt"]
+    weights = tmp_path / "b" / "apfi_small.safetensors"
+    model, meta = ckpt.load_weights(weights)
+    assert meta["model"] == "apfi" and json.loads(meta["step"]) == 6
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, resumed.g_raw.state_dict()[k])
+
+
+def test_thirty_steps_lower_the_loss(faces, tmp_path):
+    trainer = Trainer(tiny(faces, "train.iterations=30", "train.val_every=0", "train.save_every=30"), tmp_path)
+    trainer.fit()
+    rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
+    l1 = [r["l1"] for r in rows if r["kind"] == "loss"]
+    assert len(l1) == 30
+    assert np.mean(l1[-5:]) < 0.8 * np.mean(l1[:5])
+    for key in ("l1", "perceptual", "style", "adv", "total", "d_loss"):
+        assert key in rows[-1]
+
+
+def test_validation_logs_psnr_ssim_and_images(faces, tmp_path):
+    Trainer(tiny(faces, "train.iterations=3"), tmp_path).fit()
+    val = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines() if '"val"' in r]
+    assert val and 0 < val[0]["ssim"] <= 1 and val[0]["psnr"] > 5
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_full_disk_leaves_previous_checkpoint_intact(faces, tmp_path, monkeypatch):
+    trainer = Trainer(tiny(faces, "train.iterations=3"), tmp_path)
+    trainer.fit()
+    good = tmp_path / "checkpoints" / "step_00000003.pt"
+    before = hashlib.sha256(good.read_bytes()).hexdigest()
+
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    trainer.step = 4
+    with pytest.raises(ckpt.CheckpointError, match="No space left on device.*previous file is intact"):
+        trainer.save()
+    files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert files == ["step_00000003.pt"]
+    assert hashlib.sha256(good.read_bytes()).hexdigest() == before
+
+
+def test_nonfinite_losses_skip_then_stop(faces, tmp_path, monkeypatch):
+    trainer = Trainer(tiny(faces, "train.iterations=10", "train.max_nonfinite=3"), tmp_path)
+    real = trainer.gen_loss.forward
+    calls = {"n": 0}
+
+    def sometimes_nan(*args, **kwargs):
+        calls["n"] += 1
+        total, terms = real(*args, **kwargs)
+        return (total * float("nan") if calls["n"] >= 2 else total), terms
+
+    monkeypatch.setattr(trainer.gen_loss, "forward", sometimes_nan)
+    before = {k: v.clone() for k, v in trainer.g_raw.state_dict().items()}
+    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+        trainer.fit()
+    assert trainer.nonfinite_total == 3
+    assert trainer.step == 3  # one real step, two skipped; the third stops the run
+    changed = [k for k, v in trainer.g_raw.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed
+
+
+def test_cli_refuses_unknown_key_and_missing_vgg(faces, tmp_path, monkeypatch):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--out", str(tmp_path), "--set", "train.batchsize=3"])
+    assert result.exit_code == 2
+    assert "unknown config key 'train.batchsize'" in result.output and "train.batch_size" in result.output
+    monkeypatch.delenv("FACEFILL_VGG16", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    args = ["train", "--out", str(tmp_path / "o")]
+    for item in TINY + [f"data.root={faces}"]:
+        if not item.startswith("loss.vgg_weights"):
+            args += ["--set", item]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "VGG16" in result.output and "FACEFILL_VGG16" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_paper_config_is_the_papers_recipe():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "apfi_celeba256.yaml")
+    assert (cfg.train.lr, cfg.train.batch_size, cfg.train.iterations, cfg.train.finetune_lr) == (4e-4, 6, 450_000, 1e-5)
+    assert (cfg.loss.adv, cfg.loss.perceptual, cfg.loss.style, cfg.loss.l1) == (0.05, 0.05, 120.0, 1.0)
+    assert cfg.data.size == 256 and cfg.model.preset == "paper" and cfg.loss.resize == 224
+    cpu = load_config(Path(__file__).resolve().parents[1] / "configs" / "apfi_faces_cpu.yaml")
+    assert cpu.model.preset == "small" and cpu.data.root.endswith("shared/data/faces128")
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, sys, torch, torch.distributed as dist
+    from facefill.config import load_config
+    from facefill.train import Trainer
+    out, overrides = sys.argv[1], sys.argv[2:]
+    trainer = Trainer(load_config(None, overrides), out)
+    trainer.fit()
+    h = hashlib.sha256()
+    # Parameters, not buffers: BN running statistics are per rank between DDP's broadcasts.
+    for p in list(trainer.g_raw.parameters()) + list(trainer.d_raw.parameters()):
+        h.update(p.detach().numpy().tobytes())
+    open(f"{out}/rank{dist.get_rank()}.sha", "w").write(h.hexdigest())
+    """
+)
+
+
+def test_ddp_two_processes_keep_identical_weights(faces, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    overrides = TINY + [f"data.root={faces}", "train.iterations=3", "train.val_every=0", "train.image_every=0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(script), str(tmp_path), *overrides]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    sha0, sha1 = (tmp_path / "rank0.sha").read_text(), (tmp_path / "rank1.sha").read_text()
+    assert sha0 == sha1
+    assert (tmp_path / "apfi_small.safetensors").exists()
+    assert not (tmp_path / "checkpoints").exists() or len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
