@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from . import cost as _cost
+from ._console import console, fail
 from .data_cli import prepare_celeba
 from .masks_cli import masks_app
 from .models import list_models, list_presets, model_entry
@@ -22,12 +21,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 @app.command("models")
@@ -52,19 +45,19 @@ def info_cmd(
 ) -> None:
     """Parameters and FLOPs per image, by part, counted with torch.utils.flop_counter."""
     if model not in list_models():
-        _fail(f"unknown model {model!r}; available: {', '.join(list_models())}")
+        fail(f"unknown model {model!r}; available: {', '.join(list_models())}")
     if preset not in list_presets(model):
-        _fail(f"unknown preset {preset!r} for {model}; available: {', '.join(list_presets(model))}")
+        fail(f"unknown preset {preset!r} for {model}; available: {', '.join(list_presets(model))}")
     if size <= 0:
-        _fail(f"--size must be positive, got {size}")
+        fail(f"--size must be positive, got {size}")
     stride = getattr(model_entry(model).cls, "stride", 1)
     if size % stride:
-        _fail(f"--size must be a multiple of {stride} for {model}, got {size}")
+        fail(f"--size must be a multiple of {stride} for {model}, got {size}")
     result = _cost.count_cost(model, preset, size)
     reference = None
     if against and against != model:
         if against not in list_models():
-            _fail(f"unknown model {against!r} for --against; available: {', '.join(list_models())}")
+            fail(f"unknown model {against!r} for --against; available: {', '.join(list_models())}")
         reference = _cost.count_cost(against, "paper", size)
     if as_json:
         out = result.as_dict()
@@ -120,9 +113,9 @@ def train_cmd(
         trainer = Trainer(cfg, out, resume=resume)
         trainer.fit()
     except FacefillError as e:
-        _fail(str(e))
+        fail(str(e))
     except KeyboardInterrupt:
-        _fail("interrupted; continue with --resume")
+        fail("interrupted; continue with --resume")
     console.print(f"done: {trainer.step} steps; weights and checkpoints in {out}", highlight=False)
 
 

@@ -112,7 +112,22 @@ class L1Loss(nn.Module):
         return self.weight * self.distance(pred, target)
 
 
-class PerceptualLoss(nn.Module):
+class _VGGTapLoss(nn.Module):
+    """Shared call of the VGG-based losses: taps of both images, then ``from_features``."""
+
+    vgg: VGG16Features
+    layers: tuple[str, ...]
+    resize: int | None
+    weight: float
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(pred, target)
+        pf = vgg_features(self.vgg, pred, self.layers, self.resize)
+        tf = vgg_features(self.vgg, target, self.layers, self.resize)
+        return self.weight * self.from_features(pf, tf)
+
+
+class PerceptualLoss(_VGGTapLoss):
     """VGG16 feature-reconstruction loss: sum over ``layers`` of the mean squared
     difference of the taps (normalised by C·H·W and averaged over the batch).
 
@@ -142,14 +157,8 @@ class PerceptualLoss(nn.Module):
             total = total + (pred_feats[name].float() - target_feats[name].float()).square().mean()
         return total
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_pair(pred, target)
-        pf = vgg_features(self.vgg, pred, self.layers, self.resize)
-        tf = vgg_features(self.vgg, target, self.layers, self.resize)
-        return self.weight * self.from_features(pf, tf)
 
-
-class StyleLoss(nn.Module):
+class StyleLoss(_VGGTapLoss):
     """Gram-matrix style loss: sum over ``layers`` of the mean absolute (``criterion="l1"``,
     default) or mean squared (``"mse"``) difference between the float32 Gram matrices
     ``F F^T / (C H W)`` of the two images' taps. Resizing as :class:`PerceptualLoss`.
@@ -181,12 +190,6 @@ class StyleLoss(nn.Module):
             diff = gram_matrix(pred_feats[name]) - gram_matrix(target_feats[name])
             total = total + (diff.abs() if self.criterion == "l1" else diff.square()).mean()
         return total
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_pair(pred, target)
-        pf = vgg_features(self.vgg, pred, self.layers, self.resize)
-        tf = vgg_features(self.vgg, target, self.layers, self.resize)
-        return self.weight * self.from_features(pf, tf)
 
 
 class AdversarialLoss(nn.Module):

@@ -6,11 +6,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from . import masks as _masks
+from ._console import console, fail
 from .errors import FacefillError
 
 masks_app = typer.Typer(
@@ -19,13 +19,6 @@ masks_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-
-
-def _fail(message: str) -> None:
-    # soft_wrap keeps the message on one line whatever the terminal width.
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 @masks_app.command("generate")
@@ -50,12 +43,12 @@ def generate_cmd(
     try:
         parsed_bins = _masks.parse_bins(bins)
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-            _fail(f"--out {out} exists and is not empty; pass --force to replace it")
+            fail(f"--out {out} exists and is not empty; pass --force to replace it")
         manifest = _masks.generate_binned_masks(
             out, size, per_bin, seed, parsed_bins, preset, overwrite=force
         )
     except FacefillError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     by_bin: dict[str, list[float]] = defaultdict(list)
     for entry in manifest["files"]:
         by_bin[entry["bin"]].append(entry["ratio"])
@@ -80,7 +73,7 @@ def verify_cmd(
     try:
         entries = _masks.load_manifest(path, verify=True)
     except FacefillError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     bins = sorted({e["bin"] for e in entries})
     console.print(
         f"ok: {len(entries)} masks in {len(bins)} bins ({', '.join(bins)}) match the manifest", highlight=False
