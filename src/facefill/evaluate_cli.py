@@ -1,0 +1,105 @@
+"""``facefill evaluate``: PSNR / SSIM / L1 per hole-ratio bin, a thin layer over
+:func:`facefill.evaluate.evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._console import console, fail
+from .errors import FacefillError
+
+
+def evaluate_cmd(
+    weights: Path = typer.Option(..., "--weights", "-w", help="generator weights (.safetensors written by facefill)"),
+    data: Path = typer.Option(..., "--data", "-d", help="image folder; its test.txt selects the images (all without one)"),
+    masks: Path = typer.Option(..., "--masks", "-m", help="mask set folder or its manifest.json (sha256-checked)"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for metrics.json/.md/.csv and samples_<bin>.png"),
+    bins: Optional[str] = typer.Option(
+        None, "--bins", help="bins to evaluate, e.g. 0.1-0.2,0.3-0.4 (default: the paper's 0.1-0.2,0.3-0.4,0.5-0.6)"
+    ),
+    cycles: Optional[str] = typer.Option(
+        None,
+        "--cycles",
+        help="APFI/RFR cycles at inference: N for one run, or a list/range (1,2,4 or 1-8) for the "
+        "cycle ablation, which writes metrics.json as {\"cycles\": {\"N\": {\"bins\": ...}}}, a cycles "
+        "column in metrics.md/.csv and samples_<bin>_cycles<N>.png",
+    ),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:1 ... (auto: CUDA when available)"),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="images per forward pass"),
+    size: Optional[int] = typer.Option(None, "--size", help="evaluate at SIZE x SIZE (default: the images' own size)"),
+    split: str = typer.Option("test", "--split", help="list file in --data that selects the images"),
+    samples: int = typer.Option(4, "--samples", help="rows in each sample grid (0: no grids)"),
+    lpips: bool = typer.Option(False, "--lpips", help="add LPIPS when torchvision and its AlexNet weights are local"),
+    fid: bool = typer.Option(False, "--fid", help="add FID when torch-fidelity and its Inception weights are local"),
+) -> None:
+    """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1 on the composite).
+
+    Image i of the test list gets mask i mod n of each bin: every method sees the same pairs.
+
+    APFI vs RFR-Net (paper Table 1): two runs with the same --data and --masks.
+
+    Cycle ablation (Table 5): one run with --cycles 1-8.
+    """
+    from .evaluate import evaluate, parse_cycles
+
+    try:
+        parsed_cycles = parse_cycles(cycles) if cycles is not None else None
+        bar = Progress(
+            TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        )
+        task = bar.add_task("images", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.start()  # first called after every input check passed; later calls are no-ops
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = evaluate(
+                weights, data, masks, out, bins=bins, cycles=parsed_cycles, batch_size=batch_size,
+                device=device, split=split, size=size, grid_count=samples, lpips=lpips, fid=fid,
+                progress=progress,
+            )
+        finally:
+            if bar.live.is_started:
+                bar.stop()
+    except FacefillError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was written")
+
+    ablation = "bins" not in result
+    model = result["model"]
+    title = (
+        f"{model['name']}" + (f" ({model['preset']})" if model.get("preset") else "")
+        + f", {result['data']['images']} images at {result['size']}x{result['size']}"
+        + ("" if ablation else f", cycles {result['cycles']}")
+    )
+    rows = (
+        [(None, b, m) for b, m in result["bins"].items()] if not ablation
+        else [(c, b, m) for c, v in result["cycles"].items() for b, m in v["bins"].items()]
+    )
+    extras = [k for k in ("lpips", "fid") if any(k in m for _, _, m in rows)]
+    table = Table(*(["cycles"] if ablation else []), "bin", "n", "PSNR (dB)", "SSIM", "L1",
+                  *[k.upper() for k in extras], title=escape(title))
+    for c, b, m in rows:
+        table.add_row(
+            *([c] if ablation else []), f"({b.replace('-', ', ')}]", str(m["n"]), f"{m['psnr']:.2f}",
+            f"{m['ssim']:.4f}", f"{m['l1']:.4f}", *[f"{m[k]:.4f}" if k in m else "" for k in extras],
+        )
+    console.print(table)
+    for note in result["notes"]:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    grids = len(result["files"]) - 3
+    console.print(
+        f"wrote metrics.json, metrics.md, metrics.csv and {grids} sample grid{'s' * (grids != 1)} "
+        f"to {escape(str(out))}",
+        highlight=False,
+        soft_wrap=True,
+    )
