@@ -6,8 +6,9 @@ composite in which the known pixels are unchanged.
 """
 
 from .errors import FacefillError, InputError
+from .inpaint import Inpainter
 from .models import create_model, list_models, list_presets
 
 __version__ = "0.1.0"
 
-__all__ = ["FacefillError", "InputError", "create_model", "list_models", "list_presets"]
+__all__ = ["FacefillError", "InputError", "Inpainter", "create_model", "list_models", "list_presets"]
