@@ -65,3 +65,18 @@ def test_metrics_on_known_images():
     b = torch.full((1, 3, 16, 16), 0.5)
     torch.testing.assert_close(psnr(b, b + 0.1), torch.tensor([20.0]), rtol=0, atol=1e-4)
     torch.testing.assert_close(l1_error(b, b + 0.1), torch.tensor([0.1]))
+
+
+def test_atomic_write_gives_usual_file_mode_and_card_is_not_weights(tmp_path):
+    import os
+
+    from facefill.checkpoint import CheckpointError, atomic_write, load_weights, save_weights
+    from facefill.models import create_model
+
+    path = atomic_write(tmp_path / "a.bin", lambda tmp: open(tmp, "wb").write(b"x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    save_weights(create_model("patchgan", "small"), tmp_path / "d.safetensors")
+    with pytest.raises(CheckpointError, match="weights card"):
+        load_weights(tmp_path / "d.json")

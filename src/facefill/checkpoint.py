@@ -55,6 +55,15 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file over ``path``.
 
@@ -66,6 +75,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -123,6 +133,8 @@ def load_weights(path: str | Path, expected_sha256: str | None = None, map_locat
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} does not exist")
+    if path.suffix == ".json":
+        raise CheckpointError(f"{path} is a weights card; pass the .safetensors file beside it")
     card_path = path.with_suffix(".json")
     if expected_sha256 is None and card_path.is_file():
         try:

@@ -13,6 +13,7 @@ from . import cost as _cost
 from ._console import console, fail
 from .data_cli import prepare_celeba
 from .evaluate_cli import evaluate_cmd
+from .export_cli import export_cmd
 from .inpaint_cli import inpaint_cmd
 from .masks_cli import masks_app
 from .models import list_models, list_presets, model_entry
@@ -123,6 +124,7 @@ def train_cmd(
 
 app.command("prepare-celeba")(prepare_celeba)
 app.command("evaluate")(evaluate_cmd)
+app.command("export")(export_cmd)
 app.command("inpaint")(inpaint_cmd)
 app.add_typer(masks_app, name="masks", help="Generate, verify and load irregular hole masks.")
 

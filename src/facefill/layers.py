@@ -57,9 +57,11 @@ class PartialConv2d(nn.Conv2d):
         """Return ``(new_valid, ratio)`` for a valid map, without touching features."""
         with torch.no_grad():
             channels = valid.shape[1]
-            window = self._window.to(valid.dtype).expand(1, channels, -1, -1)
+            # Valid inputs per window: the channel sum under a 1-channel window of ones
+            # (a fixed-shape kernel, so the layer exports to ONNX with a dynamic batch).
             count = F.conv2d(
-                valid, window, None, self.stride, self.padding, self.dilation
+                valid.sum(1, keepdim=True), self._window.to(valid.dtype), None,
+                self.stride, self.padding, self.dilation,
             )
             new_valid = count.clamp(0, 1)
             size = float(channels * self.kernel_size[0] * self.kernel_size[1])

@@ -1,0 +1,335 @@
+"""Timing helpers shared by the benchmark scripts (``benchmarks/``): honest, small, reusable.
+
+* :func:`time_fn`: median of ``repeats`` timed calls after ``warmup`` untimed ones, with the
+  device synchronised around every call.
+* :func:`inference_latency`, :func:`train_step_rate`: a generator's forward (``inpaint``,
+  eval mode, ``torch.inference_mode``) and a training step (forward, L1 on the hole,
+  backward, Adam step) on a seeded image with a centred square hole of a quarter of the area.
+* :func:`matmul_throughput`, :func:`conv_throughput`: what this machine achieves on a large
+  matrix product and on a typical 3x3 convolution, the yardsticks for a model's GFLOP/s.
+* :func:`peak_forward_rss`: peak resident-memory increase of one forward pass, measured in a
+  fresh subprocess (see its docstring for the method).
+* :func:`machine_info`: torch version, threads, CPU model, GPU, date.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from .errors import FacefillError
+
+__all__ = [
+    "Timing",
+    "bench_inputs",
+    "conv_throughput",
+    "cpu_model",
+    "inference_latency",
+    "machine_info",
+    "matmul_throughput",
+    "peak_forward_rss",
+    "time_fn",
+    "train_step_rate",
+]
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds of each timed call (warm-up calls excluded)."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    def ms(self, per: int = 1) -> list[float]:
+        return [round(s * 1e3 / per, 4) for s in self.samples]
+
+
+def _sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], Any], repeats: int, warmup: int = 1, device: torch.device | str = "cpu") -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed (``repeats`` >= 1)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    timing = Timing()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        timing.samples.append(time.perf_counter() - start)
+    return timing
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    try:
+        info["load_average_1min"] = os.getloadavg()[0]  # others' work on the machine skews timings
+    except OSError:
+        pass
+    return info
+
+
+def bench_inputs(batch: int, size: int, device: torch.device | str = "cpu", seed: int = 0):
+    """Seeded image (B, 3, S, S) in [0, 1] and a centred square hole covering 1/4 of the area."""
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, 3, size, size, generator=g)
+    mask = torch.zeros(batch, 1, size, size)
+    q = size // 4
+    mask[..., q : size - q, q : size - q] = 1.0
+    return image.to(device), mask.to(device)
+
+
+def _autocast(device: torch.device | str, dtype: torch.dtype | None):
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def inference_latency(
+    model: nn.Module,
+    size: int,
+    batch: int,
+    repeats: int,
+    warmup: int = 1,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> Timing:
+    """Time ``model.inpaint(image, mask)`` (the forward without input checks), eval mode.
+
+    Each sample is one call on a batch of ``batch``; divide by ``batch`` for per-image time.
+    """
+    model.eval().to(device)
+    image, mask = bench_inputs(batch, size, device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model.to(memory_format=fmt)
+        image = image.contiguous(memory_format=fmt)
+        mask = mask.contiguous(memory_format=fmt)
+    fn = torch.compile(model.inpaint) if compile else model.inpaint
+
+    def run():
+        with torch.inference_mode(), _autocast(device, autocast_dtype):
+            fn(image, mask)
+
+    try:
+        return time_fn(run, repeats, warmup, device)
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def train_step_rate(
+    model: nn.Module,
+    size: int,
+    batch: int,
+    steps: int,
+    warmup: int = 1,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> Timing:
+    """Time training steps of the generator alone: forward, L1 on the hole, backward, Adam.
+
+    The model is trained in place (train mode, its weights change); pass a fresh copy.
+    No discriminator, no VGG losses: this isolates the generator's own training cost.
+    """
+    model.train().to(device)
+    image, mask = bench_inputs(batch, size, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        image = image.contiguous(memory_format=torch.channels_last)
+        mask = mask.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    hole_pixels = mask.sum() * 3
+
+    def step():
+        with _autocast(device, autocast_dtype):
+            out = model.inpaint(image, mask)
+        loss = ((out.float() - image).abs() * mask).sum() / hole_pixels
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return time_fn(step, steps, warmup, device)
+
+
+def matmul_throughput(
+    n: int = 2048, repeats: int = 5, warmup: int = 2, device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Any]:
+    """GFLOP/s of an ``n x n @ n x n`` product (2 n^3 FLOPs), median over ``repeats``."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(n, n, generator=g).to(device, dtype)
+    b = torch.rand(n, n, generator=g).to(device, dtype)
+    t = time_fn(lambda: torch.mm(a, b), repeats, warmup, device)
+    flops = 2 * n**3
+    return {
+        "what": f"{n}x{n} @ {n}x{n} {str(dtype).replace('torch.', '')}",
+        "gflop": flops / 1e9,
+        "median_ms": t.median * 1e3,
+        "gflops_per_s": flops / t.median / 1e9,
+    }
+
+
+def conv_throughput(
+    batch: int = 8, channels: int = 128, size: int = 64, kernel: int = 3, repeats: int = 5,
+    warmup: int = 2, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> dict[str, Any]:
+    """GFLOP/s of one ``kernel``x``kernel`` conv, ``channels`` -> ``channels``, padding keeps size."""
+    conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False).to(device, dtype)
+    x = torch.rand(batch, channels, size, size).to(device, dtype)
+    if channels_last:
+        conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def run():
+        with torch.inference_mode():
+            conv(x)
+
+    t = time_fn(run, repeats, warmup, device)
+    flops = 2 * batch * channels * channels * kernel * kernel * size * size
+    return {
+        "what": (
+            f"conv {kernel}x{kernel} {channels}->{channels} at {size}x{size}, batch {batch}, "
+            f"{str(dtype).replace('torch.', '')}{', channels_last' if channels_last else ''}"
+        ),
+        "gflop": flops / 1e9,
+        "median_ms": t.median * 1e3,
+        "gflops_per_s": flops / t.median / 1e9,
+    }
+
+
+# --- peak memory of a forward pass, in a fresh process -------------------------------------
+
+_PEAK_METHOD = (
+    "peak RSS increase of one forward (inpaint, eval, inference_mode) in a fresh Python process: "
+    "model built and one warm-up forward run first (one-time allocations excluded), then the "
+    "kernel's peak-RSS mark is reset (/proc/self/clear_refs) and VmHWM - VmRSS(before) is read "
+    "after a second forward; glibc's mmap threshold is pinned at 128 KiB (MALLOC_MMAP_THRESHOLD_) "
+    "so freed tensors return to the OS and the second forward cannot hide in memory the first "
+    "one left cached. Includes activations, workspaces and the output; excludes weights and inputs."
+)
+_FALLBACK_METHOD = (
+    "ru_maxrss after the forward minus ru_maxrss before it, in a fresh process after one warm-up "
+    "forward (a lower bound: /proc/self/clear_refs was not available)"
+)
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _peak_child(spec: dict[str, Any]) -> dict[str, Any]:
+    import resource
+
+    from .models import create_model
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    model = create_model(spec["model"], spec["preset"], **spec.get("overrides", {})).eval()
+    image, mask = bench_inputs(spec["batch"], spec["size"])
+    with torch.inference_mode():
+        model.inpaint(image, mask)
+    gc.collect()
+    before = _status_kb("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        reset = _status_kb("VmHWM") is not None and before is not None
+    except OSError:
+        reset = False
+    max_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with torch.inference_mode():
+        out = model.inpaint(image, mask)
+    if reset:
+        peak = _status_kb("VmHWM")
+        increase_kb, method = peak - before, _PEAK_METHOD
+    else:
+        max_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        increase_kb, method = max_after - max_before, _FALLBACK_METHOD
+    del out
+    return {"increase_mb": increase_kb / 1024, "rss_before_mb": (before or 0) / 1024, "method": method}
+
+
+def peak_forward_rss(
+    name: str, preset: str, size: int, batch: int = 1, threads: int | None = None,
+    overrides: dict[str, Any] | None = None, timeout: float = 900,
+) -> dict[str, Any]:
+    """Peak resident-memory increase (MiB) of one CPU forward of a registered generator.
+
+    Runs in a fresh subprocess (``python -m facefill.bench``) so that nothing the caller has
+    allocated or cached counts; returns ``{"increase_mb", "rss_before_mb", "method"}``.
+    """
+    spec = {
+        "model": name, "preset": preset, "size": size, "batch": batch,
+        "threads": threads or torch.get_num_threads(), "overrides": overrides or {},
+    }
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "facefill.bench", json.dumps(spec)],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FacefillError(f"memory measurement of {name} at {size} failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":  # the child of peak_forward_rss
+    print(json.dumps(_peak_child(json.loads(sys.argv[1]))))
