@@ -11,12 +11,14 @@ from rich.table import Table
 
 from . import cost as _cost
 from ._console import console, fail
+from .errors import FacefillError
 from .data_cli import prepare_celeba
 from .evaluate_cli import evaluate_cmd
 from .export_cli import export_cmd
 from .inpaint_cli import inpaint_cmd
 from .masks_cli import masks_app
 from .models import list_models, list_presets, model_entry
+from .serve_cli import serve_cmd
 
 app = typer.Typer(
     help="facefill: face inpainting with the APFI generator and its peers.",
@@ -107,7 +109,6 @@ def train_cmd(
     import logging
 
     from .config import load_config
-    from .errors import FacefillError
     from .train import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -122,10 +123,34 @@ def train_cmd(
     console.print(f"done: {trainer.step} steps; weights and checkpoints in {out}", highlight=False)
 
 
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("facefill-demo"), "--out", "-o", help="folder for demo_compare.png and friends"),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="generator weights (default: the bundled demo weights)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the generated hole"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: CUDA when available)"),
+) -> None:
+    """Inpaint a bundled public-domain face (NASA's astronaut portrait) with a generated hole."""
+    from .demo import run_demo
+
+    try:
+        r = run_demo(out, weights=weights, seed=seed, device=device)
+    except FacefillError as e:
+        fail(str(e))
+    console.print(
+        f"inpainted the astronaut's face (crop {r.face_box}, hole {r.hole_ratio:.1%} of it) "
+        f"with {r.weights} in {r.seconds:.1f} s"
+    )
+    console.print(f"face crop: PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, L1 in the hole {r.hole_l1:.4f}")
+    for f in r.files:
+        console.print(f"wrote {f}")
+
+
 app.command("prepare-celeba")(prepare_celeba)
 app.command("evaluate")(evaluate_cmd)
 app.command("export")(export_cmd)
 app.command("inpaint")(inpaint_cmd)
+app.command("serve")(serve_cmd)
 app.add_typer(masks_app, name="masks", help="Generate, verify and load irregular hole masks.")
 
 

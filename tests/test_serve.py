@@ -1,0 +1,403 @@
+"""The web page (facefill serve): the hole read from the editor, the handler behind Inpaint,
+the command line, and the page itself driven in Chromium with Playwright."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from facefill import create_model
+from facefill.checkpoint import save_weights
+from facefill.cli import app as cli_app
+from facefill.errors import InputError
+from facefill.inpaint import Inpainter, InpaintWarning
+from facefill.serve import (
+    NO_HOLE,
+    NO_PHOTO,
+    GradioNotInstalledError,
+    build_app,
+    editor_parts,
+    inpaint_handler,
+    inpaint_page,
+    launch,
+    page_hole,
+)
+
+# Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing", "ignore::FutureWarning:gradio.queueing")
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a closed network (see the machine notes): no background fetches, no QUIC, no GPU.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces128"
+FEATHER = 3  # the page's default blend width
+
+
+def _browser_missing() -> str | None:
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+needs_browser = pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: tiny random APFI weights at 64 px, a face photo
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    model = create_model("apfi", preset="small", width=8, reasoning=(8, 16, 16), unet=(8, 16, 16), cycles=2)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    # Inpainter.from_pretrained reads its working size from train_config.data.size.
+    save_weights(model, path, extra={"train_config": {"data": {"size": 64}}})
+    return path
+
+
+class RecordingInpainter:
+    """An Inpainter that remembers the masks it was given."""
+
+    def __init__(self, inner: Inpainter) -> None:
+        self.inner = inner
+        self.model = inner.model
+        self.masks: list[np.ndarray] = []
+
+    def __call__(self, image, mask, **kwargs):
+        self.masks.append(np.array(mask, dtype=bool))
+        return self.inner(image, mask, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def inpainter(weights) -> RecordingInpainter:
+    inner = Inpainter.from_pretrained(weights, device="cpu")
+    assert inner.size == 64
+    return RecordingInpainter(inner)
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory) -> Path:
+    """A 128x112 (W x H, not square on purpose) RGB face photo as a PNG file."""
+    src = sorted(FACES.glob("*.png"))[:1] if FACES.is_dir() else []
+    if src:
+        img = Image.open(src[0]).convert("RGB").resize((128, 128)).crop((0, 8, 128, 120))
+    else:  # a smooth synthetic "face": an ellipse on a gradient
+        y, x = np.mgrid[0:112, 0:128]
+        base = np.stack([x * 1.5, y * 2.0, 255 - x], axis=-1).clip(0, 255).astype(np.uint8)
+        img = Image.fromarray(base)
+        ImageDraw.Draw(img).ellipse((34, 14, 94, 100), fill=(224, 172, 140))
+    path = tmp_path_factory.mktemp("face") / "face.png"
+    img.save(path)
+    return path
+
+
+def _far_from(hole: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels farther than ``reach`` (Chebyshev) from every hole pixel."""
+    import cv2
+
+    k = 2 * reach + 1
+    return cv2.dilate(hole.astype(np.uint8), np.ones((k, k), np.uint8)) == 0
+
+
+def _rgba_layer(size, paint) -> Image.Image:
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    paint(ImageDraw.Draw(layer))
+    return layer
+
+
+# ---------------------------------------------------------------------------------------------
+# The hole from the editor's value, without Gradio
+# ---------------------------------------------------------------------------------------------
+
+
+def test_strokes_are_the_hole_by_alpha_whatever_their_colour():
+    photo = Image.new("RGBA", (96, 80), (90, 60, 40, 255))
+    white = _rgba_layer((96, 80), lambda d: d.rectangle((10, 10, 29, 19), fill=(255, 255, 255, 255)))
+    magenta = _rgba_layer((96, 80), lambda d: d.rectangle((50, 40, 59, 69), fill=(255, 0, 255, 255)))
+    # Anti-aliased edge: alpha 127 is not painted, 128 is.
+    ImageDraw.Draw(white).line((10, 30, 29, 30), fill=(255, 255, 255, 127))
+    ImageDraw.Draw(white).line((10, 31, 29, 31), fill=(255, 255, 255, 128))
+    value = {"background": photo, "layers": [white, magenta], "composite": photo}
+
+    got_photo, layers = editor_parts(value)
+    assert got_photo.mode == "RGB" and got_photo.size == (96, 80)  # opaque alpha dropped
+    hole = page_hole(got_photo, layers)
+    expected = np.zeros((80, 96), bool)
+    expected[10:20, 10:30] = True
+    expected[31, 10:30] = True
+    expected[40:70, 50:60] = True
+    np.testing.assert_array_equal(hole, expected)
+
+
+def test_editor_value_as_numpy_and_transparent_photo_kept():
+    photo = np.zeros((40, 50, 4), np.uint8)
+    photo[..., 3] = 255
+    photo[:5, :5, 3] = 0  # a transparent corner: the alpha stays for the inpainter
+    layer = np.zeros((40, 50, 4), np.uint8)
+    layer[20:25, 10:20] = 255
+    got, layers = editor_parts({"background": photo, "layers": [layer, None], "composite": None})
+    assert got.mode == "RGBA" and len(layers) == 1
+    assert page_hole(got, layers).sum() == 50
+
+
+def test_uploaded_mask_joins_the_strokes_and_can_be_inverted(tmp_path):
+    photo = Image.new("RGB", (64, 48), (100, 100, 100))
+    mask = Image.new("L", (64, 48), 0)
+    ImageDraw.Draw(mask).rectangle((0, 0, 15, 15), fill=255)
+    mask_path = tmp_path / "m.png"
+    mask.save(mask_path)
+    stroke = _rgba_layer((64, 48), lambda d: d.rectangle((40, 30, 49, 39), fill=(255, 255, 255, 255)))
+
+    hole = page_hole(photo, [stroke], str(mask_path))
+    assert hole[:16, :16].all() and hole[30:40, 40:50].all() and hole.sum() == 16 * 16 + 100
+    inverted = page_hole(photo, [], str(mask_path), invert_mask=True)
+    assert not inverted[:16, :16].any() and inverted.sum() == 64 * 48 - 256
+    assert not page_hole(photo, [], "").any()  # Gradio sends "" or None for no upload
+
+    # Another size with the same aspect ratio is resized (with a warning); another shape is refused.
+    mask.resize((128, 96), Image.NEAREST).save(tmp_path / "big.png")
+    with pytest.warns(InpaintWarning, match="resized"):
+        assert page_hole(photo, [], str(tmp_path / "big.png"))[:16, :16].all()
+    Image.new("L", (50, 50), 255).save(tmp_path / "square.png")
+    with pytest.raises(InputError, match="aspect ratios differ"):
+        page_hole(photo, [], str(tmp_path / "square.png"))
+
+
+def test_page_refuses_no_photo_no_hole_and_all_hole(inpainter):
+    photo = Image.new("RGB", (64, 64), (120, 90, 70))
+    with pytest.raises(InputError, match="upload a photo first"):
+        inpaint_page(inpainter, None)
+    with pytest.raises(InputError, match="upload a photo first"):
+        inpaint_page(inpainter, {"background": None, "layers": [], "composite": None})
+    empty = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    with pytest.raises(InputError, match="no hole"):
+        inpaint_page(inpainter, {"background": photo, "layers": [empty], "composite": photo})
+    full = Image.new("RGBA", (64, 64), (255, 255, 255, 255))
+    with pytest.raises(InputError, match="whole photo"):
+        inpaint_page(inpainter, {"background": photo, "layers": [full], "composite": photo})
+
+
+# ---------------------------------------------------------------------------------------------
+# The handler behind the Inpaint button (Gradio, no browser)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_handler_inpaints_only_the_painted_hole(inpainter, face):
+    handler = inpaint_handler(inpainter)
+    photo = Image.open(face).convert("RGBA")
+    stroke = _rgba_layer(photo.size, lambda d: d.ellipse((40, 40, 70, 60), fill=(255, 255, 255, 255)))
+    value = {"background": photo, "layers": [stroke], "composite": photo}
+
+    image, path, summary = handler(value, None, False, True, 2, 0, FEATHER)
+    src = np.asarray(Image.open(face).convert("RGB"))
+    out = np.asarray(image)
+    assert image.mode == "RGB" and out.shape == src.shape
+    hole = np.asarray(stroke.getchannel("A")) >= 128
+    far = _far_from(hole, FEATHER + 1)
+    np.testing.assert_array_equal(out[far], src[far])
+    assert (out[hole] != src[hole]).any()
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), out)  # the download is the result
+    assert Path(path).name == "inpainted.png"
+    assert "aligned" in summary and "112" in summary
+
+
+def test_handler_turns_input_errors_into_page_errors(inpainter, face):
+    import gradio as gr
+
+    handler = inpaint_handler(inpainter)
+    with pytest.raises(gr.Error, match="upload a photo first") as e:
+        handler(None, None, False, True, 2, 0, 3)
+    assert "\n" not in str(e.value)
+    photo = Image.open(face).convert("RGBA")
+    with pytest.raises(gr.Error, match="no hole"):
+        handler({"background": photo, "layers": [], "composite": photo}, None, False, True, 2, 0, 3)
+    stroke = _rgba_layer(photo.size, lambda d: d.rectangle((5, 5, 20, 20), fill=(255, 255, 255, 255)))
+    with pytest.raises(gr.Error, match="dilate"):
+        handler({"background": photo, "layers": [stroke], "composite": photo}, None, False, True, 2, -1, 3)
+
+
+def test_handler_reports_inpainter_warnings(inpainter, face, tmp_path):
+    handler = inpaint_handler(inpainter)
+    photo = Image.open(face).convert("RGBA")
+    mask = Image.new("L", (64, 56), 0)  # half the photo's size: resized, with a warning
+    ImageDraw.Draw(mask).rectangle((20, 20, 30, 30), fill=255)
+    mask.save(tmp_path / "half.png")
+    # Outside a page request, gr.Warning (the toast) falls back to warnings.warn.
+    with pytest.warns(UserWarning, match="resized"):
+        image, _, summary = handler(
+            {"background": photo, "layers": [], "composite": photo}, str(tmp_path / "half.png"), False, True, 2, 0, 0
+        )
+    assert image.size == photo.size and "resized" in summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_cli_without_gradio_says_how_to_install_it(weights, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    result = runner.invoke(cli_app, ["serve", "--weights", str(weights)])
+    assert result.exit_code == 2
+    assert "facefill[serve]" in result.output and result.output.strip().count("\n") == 0
+    with pytest.raises(GradioNotInstalledError):
+        build_app(object())
+
+
+def test_cli_refuses_missing_weights_and_a_taken_port(weights, tmp_path):
+    result = runner.invoke(cli_app, ["serve", "--weights", str(tmp_path / "none.safetensors")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.output.strip().count("\n") == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(cli_app, ["serve", "--weights", str(weights), "--port", str(port), "--device", "cpu"])
+    assert result.exit_code == 2 and f"cannot serve on 127.0.0.1:{port}" in result.output, result.output
+    assert "choose another --port" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# The page in Chromium
+# ---------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(inpainter):
+    app = build_app(inpainter)
+    url = launch(app, host="127.0.0.1", port=_free_port(), block=False)
+    yield url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh profile every run
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page()
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.goto(server)
+    page.wait_for_selector("#photo input[type=file]", state="attached")
+    yield page
+    page.close()
+
+
+def _zoom(page) -> str:
+    return page.inner_text("#photo .zoom-number").strip()
+
+
+def _upload(page, path: Path) -> None:
+    before = _zoom(page)
+    page.locator("#photo input[type=file]").set_input_files(str(path))
+    # The editor fits the photo into its canvas: the zoom read-out changes when it is shown.
+    page.wait_for_function(
+        "z => { const e = document.querySelector('#photo .zoom-number'); return e && e.innerText.trim() !== z; }",
+        arg=before,
+    )
+
+
+def _paint(page, size: tuple[int, int], points: list[tuple[float, float]]) -> None:
+    """Drag the brush through ``points`` (photo pixels); the photo is centred in the canvas."""
+    zoom = float(_zoom(page).rstrip("%")) / 100
+    box = page.locator("#photo canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    screen = [(cx + (x - size[0] / 2) * zoom, cy + (y - size[1] / 2) * zoom) for x, y in points]
+    page.mouse.move(*screen[0])
+    page.mouse.down()
+    for s in screen[1:]:
+        page.mouse.move(*s, steps=4)
+    page.mouse.up()
+    # The stroke is committed when the editor's history has it (Undo becomes enabled).
+    page.wait_for_selector("#photo button[aria-label=Undo]:not([disabled])")
+
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+@needs_browser
+def test_page_paint_inpaint_download_offline(page, server, inpainter, face):
+    src = np.asarray(Image.open(face).convert("RGB"))
+    h, w = src.shape[:2]
+    _upload(page, face)
+    stroke = [(44.0, 56.0), (64.0, 56.0), (84.0, 56.0)]
+    _paint(page, (w, h), stroke)
+    page.locator("#aligned input").check()  # a face crop: no detection needed
+    calls = len(inpainter.masks)
+    page.click("#inpaint")
+    page.wait_for_selector("#result img", timeout=30_000)
+
+    # The hole the server read: the stroke, around its path, nowhere else.
+    assert len(inpainter.masks) == calls + 1
+    hole = inpainter.masks[-1]
+    assert hole.shape == (h, w)
+    for x, y in stroke:
+        assert hole[int(y), int(x)]
+    # The brush radius is the editor's "auto" size (about 25 px here): the hole stays within
+    # 40 px of the stroke's path; the top and bottom of the photo are not painted.
+    ys, xs = np.nonzero(hole)
+    assert ys.min() > 56 - 40 and ys.max() < 56 + 40 and xs.min() > 44 - 40 and xs.max() < 84 + 40
+    assert hole.mean() < 0.6
+
+    out = np.asarray(Image.open(io.BytesIO(_fetch(page.get_attribute("#result img", "src")))).convert("RGB"))
+    assert out.shape == src.shape  # the photo's own size, not the model's 64 px
+    far = _far_from(hole, FEATHER + 1)
+    np.testing.assert_array_equal(out[far], src[far])  # untouched outside the hole, bit for bit
+    assert (out[hole] != src[hole]).any()
+
+    link = page.locator("#result-file a[href]").first.get_attribute("href")
+    assert link and link.endswith("inpainted.png")
+    downloaded = np.asarray(Image.open(io.BytesIO(_fetch(link if "://" in link else server.rstrip("/") + link))))
+    np.testing.assert_array_equal(downloaded, out)
+    assert "aligned" in page.inner_text("#status")
+
+    outside = [u for u in page.requests if not u.startswith((server.rstrip("/"), "data:", "blob:"))]
+    assert outside == []  # the page needs nothing from the internet (fonts, scripts, analytics)
+
+
+@needs_browser
+def test_page_shows_errors_not_tracebacks(page, face):
+    page.click("#inpaint")
+    page.get_by_text(NO_PHOTO).wait_for(timeout=15_000)
+    _upload(page, face)
+    page.click("#inpaint")
+    page.get_by_text(NO_HOLE).wait_for(timeout=15_000)
+    assert "Traceback" not in page.content()
