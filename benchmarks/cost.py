@@ -91,7 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     for s in args.size_list + [args.train_size]:
         for m in names:
-            stride = getattr(model_entry(m).cls, "stride", 1)
+            with torch.device("meta"):
+                stride = getattr(create_model(m, args.preset), "stride", 1)
             if s <= 0 or s % stride:
                 p.error(f"size {s} is not a positive multiple of {m}'s stride {stride}")
     for flag in ("batch", "repeats", "train_batch", "train_steps"):
@@ -144,9 +145,12 @@ def measure_cpu(name: str, args, machine: dict[str, Any]) -> tuple[dict[str, Any
             machine.setdefault("peak_memory_method", mem["method"])
     T, TB = args.train_size, args.train_batch
     log(f"  {name}: training steps at {T}x{T}, batch {TB}")
-    tt = bench.train_step_rate(fresh(name, args.preset), T, TB, args.train_steps, warmup=1)
-    row[f"train_images_per_s_{T}"] = TB / tt.median
-    samples[f"train_step_{T}_b{TB}_ms"] = tt.ms()
+    if model_entry(name).trainable:
+        tt = bench.train_step_rate(fresh(name, args.preset), T, TB, args.train_steps, warmup=1)
+        row[f"train_images_per_s_{T}"] = TB / tt.median
+        samples[f"train_step_{T}_b{TB}_ms"] = tt.ms()
+    else:
+        row[f"train_images_per_s_{T}"] = None  # nothing to train (classical method)
     return row, samples
 
 
@@ -227,8 +231,9 @@ def measure_device(names: list[str], args, dev: torch.device, compile: bool = Tr
             row[f"gpu_peak_mem_bf16_{S}_mb"] = gpu_peak_memory(model, S, dev)
         T, TB = args.train_size, args.train_batch
         log(f"  GPU {name}: training steps bf16 at {T}x{T}, batch {TB}")
-        tt = bench.train_step_rate(fresh(name, args.preset), T, TB, max(args.train_steps, 5), 2, dev, bf16, True)
-        row[f"gpu_train_images_per_s_bf16_{T}"] = TB / tt.median
+        if model_entry(name).trainable:
+            tt = bench.train_step_rate(fresh(name, args.preset), T, TB, max(args.train_steps, 5), 2, dev, bf16, True)
+            row[f"gpu_train_images_per_s_bf16_{T}"] = TB / tt.median
         del model
         torch.cuda.empty_cache()
         section["models"][name] = row

@@ -5,7 +5,7 @@ import torch
 
 import facefill
 from facefill import InputError, create_model, list_models
-from facefill.models import InpaintingGenerator, PatchGAN
+from facefill.models import InpaintingGenerator, PatchGAN, model_entry
 
 from helpers import square_mask
 
@@ -46,11 +46,15 @@ def test_create_model_records_config_and_takes_overrides():
 def test_forward_backward_shapes_and_finite(name, preset, size):
     g = create_model(name, preset)
     assert isinstance(g, InpaintingGenerator)
+    size = max(size, g.stride)  # e.g. pconv's paper preset needs multiples of 128
     image = torch.rand(2, 3, size, size + g.stride)
     mask = _random_mask(2, size, size + g.stride)
     out = g(image, mask)
     assert out.shape == image.shape and out.dtype == image.dtype
     assert torch.isfinite(out).all()
+    if not model_entry(name).trainable:  # classical methods: nothing to differentiate
+        assert not list(g.parameters()) and not out.requires_grad
+        return
     (out * mask).mean().backward()
     grads = [p.grad for p in g.parameters() if p.requires_grad]
     assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)
@@ -60,6 +64,8 @@ def test_forward_backward_shapes_and_finite(name, preset, size):
 @pytest.mark.parametrize("name", GENERATORS)
 def test_size_must_be_multiple_of_stride(name):
     g = create_model(name, "small")
+    if g.stride == 1:
+        pytest.skip(f"{name} takes any size")
     h = g.stride * 3 + g.stride // 2
     with pytest.raises(ValueError, match=f"multiples of {g.stride}"):
         g(torch.rand(1, 3, h, 64), torch.zeros(1, 1, h, 64))
@@ -103,7 +109,8 @@ def test_eval_is_deterministic_batch_independent_and_cycles_matter(name):
         assert torch.equal(a, b)  # no KCA state survives a call
         single = g(image[1:], mask[1:])
         torch.testing.assert_close(single, a[1:], rtol=1e-4, atol=1e-5)
-        assert not torch.allclose(g(image, mask, cycles=2), a)
+        if hasattr(g, "cycles"):
+            assert not torch.allclose(g(image, mask, cycles=2), a)
 
 
 def test_kca_blending_is_live_across_cycles():

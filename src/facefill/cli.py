@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.table import Table
 
@@ -17,7 +18,7 @@ from .evaluate_cli import evaluate_cmd
 from .export_cli import export_cmd
 from .inpaint_cli import inpaint_cmd
 from .masks_cli import masks_app
-from .models import list_models, list_presets, model_entry
+from .models import create_model, list_models, list_presets, model_entry
 from .serve_cli import serve_cmd
 
 app = typer.Typer(
@@ -55,7 +56,8 @@ def info_cmd(
         fail(f"unknown preset {preset!r} for {model}; available: {', '.join(list_presets(model))}")
     if size <= 0:
         fail(f"--size must be positive, got {size}")
-    stride = getattr(model_entry(model).cls, "stride", 1)
+    with torch.device("meta"):
+        stride = getattr(create_model(model, preset), "stride", 1)
     if size % stride:
         fail(f"--size must be a multiple of {stride} for {model}, got {size}")
     result = _cost.count_cost(model, preset, size)

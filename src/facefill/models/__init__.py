@@ -1,17 +1,23 @@
 """facefill's networks, registered by name (see :func:`create_model`)."""
 
-from . import apfi, patchgan, rfr  # noqa: F401  (registers the models)
+from . import apfi, classical, patchgan, pconv, rfr  # noqa: F401  (registers the models)
 from .apfi import APFIGenerator
 from .base import InpaintingGenerator, check_inputs
+from .classical import NavierStokesInpainting, OpenCVInpainting, TeleaInpainting
 from .patchgan import PatchGAN
+from .pconv import PConvUNet
 from .registry import create_model, list_models, list_presets, model_entry
 from .rfr import RFRNet
 
 __all__ = [
     "APFIGenerator",
     "InpaintingGenerator",
+    "NavierStokesInpainting",
+    "OpenCVInpainting",
+    "PConvUNet",
     "PatchGAN",
     "RFRNet",
+    "TeleaInpainting",
     "check_inputs",
     "create_model",
     "list_models",

@@ -18,6 +18,9 @@ class ModelEntry:
     cls: type[nn.Module]
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: str = ""
+    # False for models without learned weights (OpenCV's inpainting): nothing to train or
+    # fine-tune. Read from the class attribute ``trainable`` (default True).
+    trainable: bool = True
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -38,7 +41,8 @@ def register_model(
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, kind, cls, presets, summary)
+        trainable = bool(getattr(cls, "trainable", True))
+        _REGISTRY[name] = ModelEntry(name, kind, cls, presets, summary, trainable)
         return cls
 
     return wrap
