@@ -96,6 +96,33 @@ def _check_resize(resize: int | None) -> int | None:
     return resize
 
 
+def loss_config(
+    config: Any, vgg: VGG16Features | None, keys: Sequence[str], defaults: Mapping[str, float], what: str
+) -> tuple[dict[str, Any], VGG16Features | None]:
+    """Check a loss config (mapping or dataclass) against ``keys``; load VGG16 when needed.
+
+    ``vgg_weights`` names the VGG16 file when ``vgg`` is not given: a path, None for the default
+    search, ``"random"`` for random weights (tests only). Returns the config without it.
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, Mapping):
+        raise InputError(f"config must be a mapping or a dataclass, got {type(config).__name__}")
+    config = dict(config)
+    weights = config.pop("vgg_weights", None)
+    unknown = sorted(set(config) - set(keys))
+    if unknown:
+        raise InputError(f"unknown {what} config keys {unknown}; known: {[*keys, 'vgg_weights']}")
+    needs_vgg = any(config.get(k, defaults[k]) > 0 for k in ("perceptual", "style"))
+    if vgg is None and needs_vgg:
+        if weights == "random":
+            warnings.warn("perceptual and style losses use random VGG16 weights (tests only)")
+            vgg = VGG16Features.random(seed=0)
+        else:
+            vgg = VGG16Features.from_pretrained(weights)
+    return config, vgg
+
+
 class L1Loss(nn.Module):
     """Mean absolute difference over all pixels: ``weight * mean|pred - target|``."""
 
@@ -303,25 +330,7 @@ class GeneratorLoss(nn.Module):
         ``vgg_weights`` (optional) names the VGG16 file when ``vgg`` is not given: a path, or
         None for the default search; ``"random"`` gives random weights, for tests only.
         """
-        if dataclasses.is_dataclass(config) and not isinstance(config, type):
-            config = dataclasses.asdict(config)
-        if not isinstance(config, Mapping):
-            raise InputError(
-                f"config must be a mapping or a dataclass, got {type(config).__name__}"
-            )
-        config = dict(config)
-        weights = config.pop("vgg_weights", None)
-        unknown = sorted(set(config) - set(cls.CONFIG_KEYS))
-        if unknown:
-            known = [*cls.CONFIG_KEYS, "vgg_weights"]
-            raise InputError(f"unknown loss config keys {unknown}; known: {known}")
-        needs_vgg = any(config.get(k, PAPER_WEIGHTS[k]) > 0 for k in ("perceptual", "style"))
-        if vgg is None and needs_vgg:
-            if weights == "random":
-                warnings.warn("perceptual and style losses use random VGG16 weights (tests only)")
-                vgg = VGG16Features.random(seed=0)
-            else:
-                vgg = VGG16Features.from_pretrained(weights)
+        config, vgg = loss_config(config, vgg, cls.CONFIG_KEYS, PAPER_WEIGHTS, "loss")
         return cls(vgg, **config)
 
     def forward(

@@ -22,8 +22,6 @@ The paper runs VGG on the image as is (512x512); ``resize`` (default None) can r
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import InputError
-from .losses import _check_layers, _check_pair, _check_resize, gram_matrix, vgg_features
+from .losses import _check_layers, _check_pair, _check_resize, gram_matrix, loss_config, vgg_features
 from .vgg import VGG16Features
 
 __all__ = ["PCONV_WEIGHTS", "PConvLoss", "dilate", "hole_total_variation"]
@@ -119,25 +117,7 @@ class PConvLoss(nn.Module):
     ) -> PConvLoss:
         """Build from a mapping (or dataclass) with keys among :attr:`CONFIG_KEYS`, plus
         ``vgg_weights`` (a path, None for the default search, ``"random"`` for tests)."""
-        if dataclasses.is_dataclass(config) and not isinstance(config, type):
-            config = dataclasses.asdict(config)
-        if not isinstance(config, Mapping):
-            raise InputError(
-                f"config must be a mapping or a dataclass, got {type(config).__name__}"
-            )
-        config = dict(config)
-        weights = config.pop("vgg_weights", None)
-        unknown = sorted(set(config) - set(cls.CONFIG_KEYS))
-        if unknown:
-            known = [*cls.CONFIG_KEYS, "vgg_weights"]
-            raise InputError(f"unknown PConv loss config keys {unknown}; known: {known}")
-        needs_vgg = any(config.get(k, PCONV_WEIGHTS[k]) > 0 for k in ("perceptual", "style"))
-        if vgg is None and needs_vgg:
-            if weights == "random":
-                warnings.warn("perceptual and style losses use random VGG16 weights (tests only)")
-                vgg = VGG16Features.random(seed=0)
-            else:
-                vgg = VGG16Features.from_pretrained(weights)
+        config, vgg = loss_config(config, vgg, cls.CONFIG_KEYS, PCONV_WEIGHTS, "PConv loss")
         return cls(vgg, **config)
 
     def forward(
