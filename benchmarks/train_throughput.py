@@ -1,0 +1,192 @@
+"""Training throughput: images/s of full training steps, and of the data loader alone.
+
+Runs the real trainer (``facefill.train.Trainer``) built from a config: generator,
+SN-PatchGAN critic, L1 + perceptual + style + adversarial losses with the VGG16 weights,
+one critic and one generator update per step. The first ``--warmup`` steps are not timed.
+The data loader is timed on its own over the same sampler, batch size and worker count,
+and must deliver more images/s than the step consumes.
+
+    python benchmarks/train_throughput.py                      # CPU config + paper config
+    python benchmarks/train_throughput.py --configs configs/apfi_faces_cpu.yaml --steps 20
+
+The paper config (APFI paper preset, 256x256, batch 6, VGG at 224) needs CelebA; without
+it, ``--data`` (default: ../shared/data/faces128) stands in, upscaled to 256. The images'
+content does not change the cost of a step. On CUDA the config's AMP dtype and
+channels_last are used; the estimate for the paper's schedule (450k steps x batch 6)
+follows from the measured steady-state rate.
+
+Writes ``benchmarks/results/train-<date>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from facefill.bench import cpu_model
+from facefill.config import load_config
+from facefill.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIGS = [ROOT / "configs/apfi_faces_cpu.yaml", ROOT / "configs/apfi_celeba256.yaml"]
+DEFAULT_DATA = ROOT.parent / "shared/data/faces128"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_config(path: Path, args: argparse.Namespace) -> dict:
+    overrides = ["data.val_count=0", "train.log_every=1000000", "train.image_every=0", "train.val_every=0"]
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(path, overrides)
+    stand_in = args.data_always or not Path(cfg.data.root).is_dir()
+    if stand_in:
+        cfg = load_config(path, overrides + [f"data.root={args.data.resolve()}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, tmp)
+        device = trainer.device
+        batch = cfg.train.batch_size
+        steps = args.steps if device.type == "cpu" else args.gpu_steps
+        batches = trainer._loader()
+        times = []
+        for i in range(args.warmup + steps):
+            trainer._phase()
+            image, mask = next(batches)
+            _sync(device)
+            t0 = time.perf_counter()
+            values = trainer.train_step(image, mask)
+            _sync(device)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t0)
+            if values is None:
+                raise RuntimeError(f"{path.name}: non-finite loss while benchmarking")
+            trainer.step += 1
+        del batches
+        step_s = statistics.median(times)
+
+        # The data loader alone, same sampler / batch / workers, first batch excluded.
+        loader = trainer._loader()
+        next(loader)
+        n_batches = args.loader_batches
+        t0 = time.perf_counter()
+        for _ in range(n_batches):
+            next(loader)
+        loader_s = (time.perf_counter() - t0) / n_batches
+        del loader
+
+    result = {
+        "config": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+        "model": f"{cfg.model.generator} ({cfg.model.preset}) + {cfg.model.discriminator} ({cfg.model.discriminator_preset})",
+        "size": cfg.data.size,
+        "batch_size": batch,
+        "vgg_resize": cfg.loss.resize,
+        "device": str(device),
+        "precision": cfg.train.amp if device.type == "cuda" else "fp32",
+        "channels_last": bool(cfg.train.channels_last and device.type == "cuda"),
+        "data": str(cfg.data.root),
+        "data_stand_in": stand_in,
+        "workers": cfg.data.workers,
+        "timed_steps": len(times),
+        "step_s_median": step_s,
+        "step_s_min": min(times),
+        "step_s_max": max(times),
+        "train_images_per_s": batch / step_s,
+        "loader_images_per_s": batch / loader_s,
+        "loader_over_step": (batch / loader_s) / (batch / step_s),
+        "iterations": cfg.train.iterations,
+        "schedule_hours": cfg.train.iterations * step_s / 3600,
+    }
+    if cfg.train.finetune_iterations:
+        result["schedule_with_finetune_hours"] = (cfg.train.iterations + cfg.train.finetune_iterations) * step_s / 3600
+    return result
+
+
+def to_markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# Training throughput, {report['date']}",
+        "",
+        f"Machine: {m['cpu']} ({m['torch_threads']} torch threads), {m.get('gpu') or 'no GPU'}; torch {m['torch']}.",
+        f"Command: `{report['command']}`",
+        "",
+        "| config | model | size | batch | device | precision | train img/s | s/step | loader img/s | loader / step | schedule |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["runs"]:
+        sched = f"{r['iterations']:,} it: {r['schedule_hours']:.1f} h"
+        if "schedule_with_finetune_hours" in r:
+            sched += f" (+ fine-tune: {r['schedule_with_finetune_hours']:.1f} h)"
+        data = " (stand-in data)" if r["data_stand_in"] else ""
+        lines.append(
+            f"| {r['config']}{data} | {r['model']} | {r['size']} | {r['batch_size']} | {r['device']} | "
+            f"{r['precision']} | {r['train_images_per_s']:.2f} | {r['step_s_median']:.3f} | "
+            f"{r['loader_images_per_s']:.1f} | {r['loader_over_step']:.1f}x | {sched} |"
+        )
+    lines += ["", *report.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", nargs="+", type=Path, default=DEFAULT_CONFIGS)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="stand-in images when a config's data.root is missing")
+    p.add_argument("--data-always", action="store_true", help="use --data for every config")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the trainer's choice)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps on CPU")
+    p.add_argument("--gpu-steps", type=int, default=100, help="timed steps on a GPU")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--loader-batches", type=int, default=30)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    args = p.parse_args(argv)
+    if not os.environ.get("FACEFILL_VGG16"):
+        shared = ROOT.parent / "shared/weights/vgg16_imagenet_caffe.safetensors"
+        if shared.is_file():
+            os.environ["FACEFILL_VGG16"] = str(shared)
+
+    runs = []
+    for path in args.configs:
+        print(f"measuring {path} ...", flush=True)
+        r = measure_config(path.resolve(), args)
+        print(json.dumps(r, indent=2), flush=True)
+        runs.append(r)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    date = _dt.date.today().isoformat()
+    report = {
+        "date": date,
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "gpu": gpu,
+        },
+        "runs": runs,
+        "notes": [
+            "Steps: one critic and one generator update each; losses L1 + perceptual + style (VGG16) + hinge adversarial.",
+            "s/step is the median over the timed steps after warm-up; the loader is timed alone over the same sampler.",
+            "Schedule: the config's iterations at the measured rate (the paper's 450k x 6 for the paper config).",
+        ],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"train-{date}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(to_markdown(report))
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+if __name__ == "__main__":
+    main()
