@@ -77,6 +77,7 @@ def test_atomic_write_gives_usual_file_mode_and_card_is_not_weights(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-    save_weights(create_model("patchgan", "small"), tmp_path / "d.safetensors")
+    weights = save_weights(create_model("patchgan", "small"), tmp_path / "d.safetensors")
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~umask
     with pytest.raises(CheckpointError, match="weights card"):
         load_weights(tmp_path / "d.json")
