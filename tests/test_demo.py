@@ -59,3 +59,12 @@ def test_demo_cli_refuses_foreign_weights(tmp_path):
     assert result.exit_code != 0
     assert result.output.startswith("error:") and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_bundled_demo_weights_load_and_match_their_card(tmp_path):
+    from facefill import Inpainter
+
+    inpainter = Inpainter.from_pretrained(device="cpu")  # sha256 checked against the bundled card
+    assert inpainter.size == 128
+    r = run_demo(tmp_path, seed=0, device="cpu")
+    assert r.weights == "bundled demo weights" and r.psnr > 10
