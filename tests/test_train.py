@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from facefill import checkpoint as ckpt
 from facefill.cli import app
 from facefill.config import load_config
+from facefill.errors import FacefillError
 from facefill.train import StepSampler, Trainer, TrainingError
 
 TINY = [
@@ -210,3 +211,8 @@ def test_ddp_two_processes_keep_identical_weights(faces, tmp_path):
     assert sha0 == sha1
     assert (tmp_path / "apfi_small.safetensors").exists()
     assert not (tmp_path / "checkpoints").exists() or len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
+
+
+def test_classical_generator_is_refused_by_the_trainer(faces, tmp_path):
+    with pytest.raises(FacefillError, match="nothing to train"):
+        Trainer(tiny(faces, "model.generator=telea"), tmp_path)

@@ -178,9 +178,14 @@ class Trainer:
         torch.manual_seed(seed)  # same initial weights on every rank
 
     def _build_models(self) -> None:
-        from .models import create_model
+        from .models import create_model, model_entry
 
         m = self.cfg.model
+        if not model_entry(m.generator).trainable:
+            raise FacefillError(
+                f"model.generator={m.generator} has nothing to train (a classical method); "
+                "evaluate it directly with facefill.evaluate"
+            )
         self.g_raw = create_model(m.generator, m.preset, **m.generator_args).to(self.device)
         self.d_raw = create_model(m.discriminator, m.discriminator_preset, **m.discriminator_args).to(self.device)
         if self.channels_last:
