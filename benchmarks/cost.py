@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -407,13 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "samples": samples,
         "date": date,
-        "command": shlex.join(["python", *sys.argv]),
+        "command": bench.command_line(),
     }
     stem = f"cost-{date}" + ("-quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(markdown(result, args))
+    json_path, md_path = bench.write_report(args.out, stem, result, markdown(result, args))
     log(f"wrote {json_path} and {md_path}")
     return 0
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -124,11 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "machine": machine,
         "date": date,
-        "command": shlex.join(["python", *sys.argv]),
+        "command": bench.command_line(),
     }
     stem = f"onnx-{date}" + ("-quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = "\n".join([
         f"# PyTorch vs onnxruntime, CPU, {date}",
         "",
@@ -149,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the graph is {onnx_mb:.1f} MB.",
         "",
     ])
-    (args.out / f"{stem}.md").write_text(md)
+    bench.write_report(args.out, stem, result, md)
     print(f"pytorch {med['pytorch']:.1f} ms, onnxruntime {med['onnxruntime']:.1f} ms, max abs diff {diff:.1e}; "
           f"wrote {args.out / (stem + '.json')} and .md", file=sys.stderr)
     return 0

@@ -22,14 +22,14 @@ import argparse
 import datetime as _dt
 import json
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from facefill.bench import command_line, write_report
 from facefill.config import load_config
+from facefill.data import read_id_list
 from facefill.evaluate import evaluate
 from facefill.masks import generate_binned_masks, load_manifest
 from facefill.models import create_model, list_models, model_entry
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ["FACEFILL_VGG16"] = str(shared)
     torch.manual_seed(args.seed)
 
-    test_ids = [line for line in (args.data / "test.txt").read_text().split() if line]
+    test_ids = read_id_list(args.data / "test.txt")
     work = args.workdir / f"{args.size}px-{args.steps}steps-seed{args.seed}"
     # The mask set is small and committed (benchmarks/masks/), so anyone can evaluate on it.
     masks = ROOT / "benchmarks/masks" / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
@@ -168,13 +168,10 @@ def main(argv: list[str] | None = None) -> None:
                      "bins": PAPER_BINS, "per_bin": len(test_ids)},
         "config": str(args.config.relative_to(ROOT)) if args.config.resolve().is_relative_to(ROOT) else str(args.config),
         "torch": torch.__version__,
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(argv),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"quality-{date}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(to_markdown(report))
-    print(f"wrote {stem}.json and {stem}.md")
+    json_path, md_path = write_report(args.out, f"quality-{date}", report, to_markdown(report))
+    print(f"wrote {json_path} and {md_path}")
 
 
 if __name__ == "__main__":

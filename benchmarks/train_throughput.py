@@ -24,27 +24,20 @@ import argparse
 import datetime as _dt
 import json
 import os
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from facefill.bench import cpu_model
+from facefill.bench import command_line, cpu_model, sync, write_report
 from facefill.config import load_config
 from facefill.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = [ROOT / "configs/apfi_faces_cpu.yaml", ROOT / "configs/apfi_celeba256.yaml"]
 DEFAULT_DATA = ROOT.parent / "shared/data/faces128"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure_config(path: Path, args: argparse.Namespace) -> dict:
@@ -65,10 +58,10 @@ def measure_config(path: Path, args: argparse.Namespace) -> dict:
         for i in range(args.warmup + steps):
             trainer._phase()
             image, mask = next(batches)
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             values = trainer.train_step(image, mask)
-            _sync(device)
+            sync(device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
             if values is None:
@@ -166,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     date = _dt.date.today().isoformat()
     report = {
         "date": date,
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(argv),
         "machine": {
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
@@ -181,11 +174,8 @@ def main(argv: list[str] | None = None) -> None:
             "Schedule: the config's iterations at the measured rate (the paper's 450k x 6 for the paper config).",
         ],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"train-{date}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(to_markdown(report))
-    print(f"wrote {stem}.json and {stem}.md")
+    json_path, md_path = write_report(args.out, f"train-{date}", report, to_markdown(report))
+    print(f"wrote {json_path} and {md_path}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import gc
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -65,7 +66,8 @@ class Timing:
         return [round(s * 1e3 / per, 4) for s in self.samples]
 
 
-def _sync(device: torch.device | str) -> None:
+def sync(device: torch.device | str) -> None:
+    """Wait for queued CUDA work on ``device`` (no-op on CPU), so a timer sees it finish."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -76,14 +78,28 @@ def time_fn(fn: Callable[[], Any], repeats: int, warmup: int = 1, device: torch.
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync(device)
     timing = Timing()
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         timing.samples.append(time.perf_counter() - start)
     return timing
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that ran this script (``python script args...``), for result files."""
+    return shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_report(out_dir: Path, stem: str, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """Write ``out_dir/stem.json`` (the report) and ``out_dir/stem.md``; return both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
 
 
 def cpu_model() -> str:
