@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from ._device import resolve_device
 from .checkpoint import atomic_write, load_weights, sha256_file
 from .data import ImageFolderDataset, load_image
 from .errors import FacefillError, InputError
@@ -200,14 +201,12 @@ def _resolve_device(device: Any, generator: Generator, loaded: bool) -> torch.de
     if device is None or device == "auto":
         if first is not None and not loaded:
             return first.device
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return resolve_device(None)
     try:
-        wanted = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise EvaluationError(f"device: cannot read {device!r}; expected e.g. cpu, cuda or cuda:1") from None
+        wanted = resolve_device(device)
+    except InputError as e:
+        raise EvaluationError(str(e)) from None
     if wanted.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EvaluationError(f"device {device!r} is not available on this machine; use cpu")
         wanted = torch.device("cuda", torch.cuda.current_device() if wanted.index is None else wanted.index)
     if first is not None and not loaded and first.device != wanted:
         raise EvaluationError(

@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._device import resolve_device
 from .checkpoint import CheckpointError, load_weights
 from .data import ImageReadError
 from .errors import InputError
@@ -543,7 +544,7 @@ class Inpainter:
         batch_size: int = 8,
         meta: dict[str, str] | None = None,
     ) -> None:
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         stride = int(getattr(model, "stride", 1))
         self.stride = stride
@@ -583,7 +584,7 @@ class Inpainter:
         path = Path(path)
         if not path.is_file():
             raise WeightsNotFoundError(f"weights file {path} does not exist")
-        _resolve_device(device)  # refuse a bad device before the load
+        resolve_device(device)  # refuse a bad device before the load
         model, meta = load_weights(path, expected_sha256=expected_sha256)
         if not isinstance(model, InpaintingGenerator):
             raise CheckpointError(f"{path} holds a {meta.get('model')!r} model, not an inpainting generator")
@@ -834,17 +835,3 @@ def _train_size(meta: dict[str, str]) -> int:
     except (ValueError, TypeError, AttributeError):
         return DEFAULT_SIZE
     return size if size > 0 else DEFAULT_SIZE
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"device {device!r} is not a torch device ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} was requested but CUDA is not available here")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"device {device!r} was requested but MPS is not available here")
-    return dev
