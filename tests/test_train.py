@@ -137,7 +137,7 @@ def test_full_disk_leaves_previous_checkpoint_intact(faces, tmp_path, monkeypatc
 
 def test_nonfinite_losses_skip_then_stop(faces, tmp_path, monkeypatch):
     trainer = Trainer(tiny(faces, "train.iterations=10", "train.max_nonfinite=3"), tmp_path)
-    real = trainer.gen_loss.forward
+    real = trainer.recipe.loss.forward
     calls = {"n": 0}
 
     def sometimes_nan(*args, **kwargs):
@@ -145,7 +145,7 @@ def test_nonfinite_losses_skip_then_stop(faces, tmp_path, monkeypatch):
         total, terms = real(*args, **kwargs)
         return (total * float("nan") if calls["n"] >= 2 else total), terms
 
-    monkeypatch.setattr(trainer.gen_loss, "forward", sometimes_nan)
+    monkeypatch.setattr(trainer.recipe.loss, "forward", sometimes_nan)
     before = {k: v.clone() for k, v in trainer.g_raw.state_dict().items()}
     with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
         trainer.fit()

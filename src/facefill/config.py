@@ -25,7 +25,7 @@ class ModelSection:
     generator: str = "apfi"
     preset: str = "paper"
     generator_args: dict = field(default_factory=dict)  # overrides of the preset
-    discriminator: str = "patchgan"
+    discriminator: str | None = "patchgan"  # none / null: the recipe trains without a critic
     discriminator_preset: str = "paper"
     discriminator_args: dict = field(default_factory=dict)
 
@@ -52,13 +52,23 @@ class MaskSection:
 
 @dataclass
 class LossSection:
-    adv: float = 0.05
-    perceptual: float = 0.05
-    style: float = 120.0
-    l1: float = 1.0
-    adv_kind: str = "hinge"
+    """The training objective: a recipe (facefill.recipes) and its weights.
+
+    ``recipe`` names the method's published objective (``apfi``, ``pconv``, ``deepfill``,
+    ``edgeconnect``, ``lama``). The four common weights default to ``None``: the recipe's
+    published value. Terms only some recipes have (PConv's ``hole``/``tv``, EdgeConnect's
+    feature matching, ...) go in ``args``; a recipe refuses terms it does not have.
+    """
+
+    recipe: str = "apfi"
+    adv: float | None = None
+    perceptual: float | None = None
+    style: float | None = None
+    l1: float | None = None
+    adv_kind: str | None = None  # apfi: hinge (default) or wgan
+    args: dict = field(default_factory=dict)  # recipe-specific terms and settings
     vgg_weights: str | None = None  # path; None: $FACEFILL_VGG16 or torchvision's cache; "random": tests only
-    resize: int | None = 224  # VGG input size for perceptual/style (paper: 224)
+    resize: int | None = 224  # VGG input size for perceptual/style (APFI: 224; null: as is)
 
 
 @dataclass

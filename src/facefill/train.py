@@ -2,9 +2,9 @@
 
 Single process on CPU or one GPU, or many processes through ``torchrun`` (DDP: the same
 config, data sharded per rank by a step-indexed sampler, gradients averaged, only rank 0
-logs and saves). Each step: the critic is updated on real and (detached) inpainted images,
-then the generator on the weighted sum of L1, perceptual, style and adversarial terms, all
-computed on the composited output.
+logs and saves). What is minimised is the config's recipe (``loss.recipe``, see
+:mod:`facefill.recipes`): each step the critic, when the recipe has one, is updated on real
+and (detached) inpainted images, then the generator on the recipe's weighted terms.
 
 Reproducibility: every sample (which image, its flip, its mask) is a function of the seed
 and the global sample position, so a run resumed from a checkpoint sees exactly the data it
@@ -156,7 +156,11 @@ class Trainer:
         self._build_losses()
         self._build_data()
         self.opt_g = torch.optim.Adam(self.g_raw.parameters(), lr=t.lr, betas=tuple(t.betas))
-        self.opt_d = torch.optim.Adam(self.d_raw.parameters(), lr=t.d_lr, betas=tuple(t.betas))
+        self.opt_d = (
+            torch.optim.Adam(self.d_raw.parameters(), lr=t.d_lr, betas=tuple(t.betas))
+            if self.d_raw is not None
+            else None
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.step = 0
         self.nonfinite_total = 0
@@ -166,7 +170,7 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if cuda else None
             self.g = DDP(self.g_raw, device_ids=ids)
-            self.d = DDP(self.d_raw, device_ids=ids)
+            self.d = DDP(self.d_raw, device_ids=ids) if self.d_raw is not None else None
         else:
             self.g, self.d = self.g_raw, self.d_raw
         self.writer = None
@@ -187,29 +191,33 @@ class Trainer:
                 "evaluate it directly with facefill.evaluate"
             )
         self.g_raw = create_model(m.generator, m.preset, **m.generator_args).to(self.device)
-        self.d_raw = create_model(m.discriminator, m.discriminator_preset, **m.discriminator_args).to(self.device)
+        self.d_raw = None
+        if m.discriminator not in (None, "", "none"):
+            self.d_raw = create_model(m.discriminator, m.discriminator_preset, **m.discriminator_args)
+            self.d_raw.to(self.device)
         if self.channels_last:
-            self.g_raw.to(memory_format=torch.channels_last)
-            self.d_raw.to(memory_format=torch.channels_last)
+            for net in (self.g_raw, self.d_raw):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
 
     def _build_losses(self) -> None:
-        from .losses import GeneratorLoss
+        from .recipes import create_recipe
         from .vgg import VGG16Features
 
         lc = self.cfg.loss
-        vgg = None
-        if lc.perceptual > 0 or lc.style > 0:
+
+        def load_vgg() -> VGG16Features:
             if lc.vgg_weights == "random":
-                log.warning("loss.vgg_weights=random: perceptual and style losses use random VGG16 weights (tests only)")
-                vgg = VGG16Features.random(seed=0)
-            else:
-                vgg = VGG16Features.from_pretrained(lc.vgg_weights)
-            vgg = vgg.to(self.device)
-        self.gen_loss = GeneratorLoss(
-            vgg, l1=lc.l1, perceptual=lc.perceptual, style=lc.style, adv=lc.adv,
-            resize=lc.resize, adv_kind=lc.adv_kind,
-        ).to(self.device)
-        self.adv_loss = self.gen_loss.adv
+                log.warning("loss.vgg_weights=random: VGG16 losses use random weights (tests only)")
+                return VGG16Features.random(seed=0).to(self.device)
+            return VGG16Features.from_pretrained(lc.vgg_weights).to(self.device)
+
+        common = {k: getattr(lc, k) for k in ("adv", "perceptual", "style", "l1", "adv_kind", "resize")}
+        clash = sorted(set(common) & set(lc.args))
+        if clash:
+            raise FacefillError(f"loss.args repeats {clash}; set them as loss.<name> instead")
+        self.recipe = create_recipe(lc.recipe, {**common, **lc.args}, load_vgg).to(self.device)
+        self.recipe.check_models(self.g_raw, self.d_raw)
 
     def _mask_source(self, seed: int, augment: bool):
         from .masks import MaskFolder, MaskGenerator
@@ -263,9 +271,9 @@ class Trainer:
         return {
             "step": self.step,
             "generator": self.g_raw.state_dict(),
-            "discriminator": self.d_raw.state_dict(),
+            "discriminator": self.d_raw.state_dict() if self.d_raw is not None else None,
             "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(),
             "nonfinite_total": self.nonfinite_total,
@@ -277,13 +285,21 @@ class Trainer:
         if path is None:
             raise FacefillError(f"--resume: no checkpoint in {self.out / 'checkpoints'}; start without --resume")
         state = ckpt.load_training_state(path)
+        if (state.get("discriminator") is None) != (self.d_raw is None):
+            has = "no critic" if state.get("discriminator") is None else "a critic"
+            raise FacefillError(
+                f"{path} was trained with {has}, this config's recipe differs "
+                "(model.discriminator); resume with the config of that run"
+            )
         try:
             self.g_raw.load_state_dict(state["generator"])
-            self.d_raw.load_state_dict(state["discriminator"])
+            if self.d_raw is not None:
+                self.d_raw.load_state_dict(state["discriminator"])
         except RuntimeError as e:
             raise FacefillError(f"{path} does not fit this config's models: {str(e).splitlines()[0]}") from None
         self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
@@ -312,7 +328,8 @@ class Trainer:
         """Set train modes and learning rate for the current step (training or fine-tuning)."""
         t = self.cfg.train
         self.g.train()
-        self.d.train()
+        if self.d is not None:
+            self.d.train()
         finetune = self.step >= t.iterations
         lr = t.finetune_lr if finetune else t.lr
         for group in self.opt_g.param_groups:
@@ -329,6 +346,9 @@ class Trainer:
     @contextmanager
     def _frozen_critic(self):
         """The raw critic in eval mode without gradients, for the generator's adversarial term."""
+        if self.d_raw is None:
+            yield None
+            return
         was_training = self.d_raw.training
         self.d_raw.eval().requires_grad_(False)
         try:
@@ -343,22 +363,26 @@ class Trainer:
         return bool(flag.item())
 
     def train_step(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, float] | None:
-        """One critic and one generator update; ``None`` when the step was skipped."""
+        """One critic update (when the recipe has a critic) and one generator update;
+        ``None`` when the step was skipped."""
+        from .recipes import detach_parts
+
         image = image.to(self.device, non_blocking=True)
         mask = mask.to(self.device, non_blocking=True)
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
             mask = mask.contiguous(memory_format=torch.channels_last)
+        d_loss, d_terms = torch.zeros((), device=self.device), {}
         with self._autocast():
-            fake = self.g(image, mask)
-            scores = self.d(torch.cat([image, fake.detach()])).float()
-        d_loss = self.adv_loss.discriminator_loss(*scores.chunk(2))
+            parts = self.g(image, mask, return_parts=True)
+            if self.d is not None:
+                d_loss, d_terms = self.recipe.critic_loss(self.d, image, mask, detach_parts(parts))
         with self._autocast(), self._frozen_critic() as critic:
-            fake_scores = critic(fake).float()
-        total, terms = self.gen_loss(fake.float(), image, fake_scores)
-        self._last_batch = (image.detach(), mask.detach(), fake.detach())
+            total, terms = self.recipe.generator_loss(critic, image, mask, parts)
+        self._last_batch = (image.detach(), mask.detach(), parts["output"].detach())
         if not self._all_finite(d_loss, total):
-            self.opt_d.zero_grad(set_to_none=True)
+            if self.opt_d is not None:
+                self.opt_d.zero_grad(set_to_none=True)
             self.opt_g.zero_grad(set_to_none=True)
             self.nonfinite_total += 1
             self._nonfinite_run += 1
@@ -371,16 +395,22 @@ class Trainer:
                 )
             return None
         self._nonfinite_run = 0
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(d_loss).backward()
-        self.scaler.step(self.opt_d)
+        # The generator first: its loss went through the critic's current weights, which the
+        # critic's step would change in place (only a spectral-norm critic recomputes them).
+        # The critic's loss saw detached outputs, so the generator's step does not touch it.
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.opt_g)
+        if self.opt_d is not None:
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler.scale(d_loss).backward()
+            self.scaler.step(self.opt_d)
         self.scaler.update()
         out = {k: float(v) for k, v in terms.items()}
         out["total"] = float(total.detach())
-        out["d_loss"] = float(d_loss.detach())
+        if self.opt_d is not None:
+            out["d_loss"] = float(d_loss.detach())
+            out.update({f"d_{k}": float(v) for k, v in d_terms.items()})
         return out
 
     @torch.no_grad()
@@ -431,7 +461,7 @@ class Trainer:
                     last = values
                 if values is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
                     self._log(values, "loss")
-                    bar.set_postfix(total=f"{values['total']:.3f}", l1=f"{values.get('l1', 0):.3f}")
+                    bar.set_postfix({k: f"{values[k]:.3f}" for k in ("total", "l1", "d_loss") if k in values})
                 if self.rank == 0 and t.image_every and self.step % t.image_every == 0:
                     image, mask, fake = self._last_batch
                     grid = image_grid(image * (1 - mask), mask, fake, image)

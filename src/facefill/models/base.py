@@ -73,8 +73,10 @@ class InpaintingGenerator(nn.Module):
     bit-identical and pixels inside the hole never influence the result.
 
     Subclasses set ``stride`` and implement :meth:`predict`, which returns the raw
-    prediction for every pixel. :meth:`forward` checks the inputs; :meth:`inpaint` skips
-    the checks (for tracing and export).
+    prediction for every pixel (or override :meth:`parts` when training needs more than
+    that). :meth:`forward` checks the inputs; :meth:`inpaint` skips the checks (for
+    tracing and export). ``G(image, mask, return_raw=True)`` gives ``(output, raw)``;
+    ``G(image, mask, return_parts=True)`` the dict of :meth:`parts`.
     """
 
     stride: int = 1
@@ -86,10 +88,34 @@ class InpaintingGenerator(nn.Module):
     def predict(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         raise NotImplementedError
 
-    def inpaint(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def parts(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """Everything a training recipe may need from one forward pass, by name.
+
+        Always ``"raw"`` (the prediction for every pixel) and ``"output"`` (the composite).
+        Multi-stage generators add their intermediate outputs (e.g. DeepFill's ``"coarse"``,
+        EdgeConnect's ``"edges"``). ``image`` holds anything in the hole; it is zeroed here.
+        """
         hole = mask > 0.5
-        pred = self.predict(image.masked_fill(hole, 0.0), mask, **kwargs)
-        return torch.where(hole, pred.to(image.dtype), image)
+        raw = self.predict(image.masked_fill(hole, 0.0), mask, **kwargs).to(image.dtype)
+        return {"raw": raw, "output": torch.where(hole, raw, image)}
+
+    def inpaint(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        return_raw: bool = False,
+        return_parts: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """The composite; ``(composite, raw)`` with ``return_raw``; the :meth:`parts` dict
+        with ``return_parts`` (what the trainer calls, through ``forward`` so DDP sees it)."""
+        parts = self.parts(image, mask, **kwargs)
+        if return_parts:
+            return parts
+        if return_raw:
+            return parts["output"], parts["raw"]
+        return parts["output"]
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         check_inputs(image, mask, self.stride)

@@ -26,8 +26,6 @@ the encoder's BatchNorm (:meth:`PConvUNet.encoder_batchnorms`). The loss of the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -169,12 +167,3 @@ class PConvUNet(InpaintingGenerator):
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.decoder(self.encoder(image, 1.0 - mask))
         return torch.sigmoid(x) if self.out_activation == "sigmoid" else x
-
-    def inpaint(
-        self, image: torch.Tensor, mask: torch.Tensor, return_raw: bool = False, **kwargs: Any
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if not return_raw:
-            return super().inpaint(image, mask, **kwargs)
-        hole = mask > 0.5
-        raw = self.predict(image.masked_fill(hole, 0.0), mask, **kwargs).to(image.dtype)
-        return torch.where(hole, raw, image), raw

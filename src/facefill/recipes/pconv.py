@@ -1,0 +1,53 @@
+"""PConv's objective (Liu et al. 2018), also RFR-Net's official recipe (SPEC §6): valid and
+hole L1, perceptual and style on the raw output and the composite, hole total variation;
+no critic. The loss itself is :class:`facefill.losses_peers.PConvLoss`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch.nn as nn
+
+from ..errors import InputError
+from ..losses_peers import PCONV_WEIGHTS, PConvLoss
+from .base import Recipe, register_recipe
+
+__all__ = ["PConvRecipe"]
+
+
+@register_recipe
+class PConvRecipe(Recipe):
+    """``valid + 6 hole + 0.05 perceptual + 120 style + 0.1 tv`` on ``parts["raw"]``.
+
+    Config: ``loss.perceptual``, ``loss.style``, ``loss.resize``; ``loss.args`` takes
+    ``valid``, ``hole``, ``tv`` and ``layers``. ``loss.l1`` and ``loss.adv`` are refused:
+    PConv splits its L1 into valid and hole terms and has no adversary.
+    """
+
+    name = "pconv"
+    uses_critic = False
+
+    def __init__(self, loss: PConvLoss) -> None:
+        super().__init__()
+        self.loss = loss
+
+    @classmethod
+    def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> PConvRecipe:
+        config = {k: v for k, v in loss.items() if v is not None}
+        unknown = sorted(set(config) - set(PConvLoss.CONFIG_KEYS))
+        if unknown:
+            raise InputError(
+                f"loss.recipe=pconv has no term or setting {unknown}; it takes "
+                f"{', '.join(PConvLoss.CONFIG_KEYS)} (valid, hole, tv and layers under loss.args)"
+            )
+        weights = {**PCONV_WEIGHTS, **{k: config[k] for k in PCONV_WEIGHTS if k in config}}
+        vgg = load_vgg() if weights["perceptual"] > 0 or weights["style"] > 0 else None
+        return cls(PConvLoss(vgg, **config))
+
+    def generator_loss(self, critic, image, mask, parts):
+        return self.loss(parts["raw"], image, mask)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return self.loss.weights
