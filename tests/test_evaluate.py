@@ -304,3 +304,39 @@ def test_library_errors_are_typed(tmp_path, setup):
         evaluate(setup["weights"], tmp_path / "missing", setup["masks"])
     with pytest.raises(DatasetError, match="val.txt"):
         evaluate(setup["weights"], setup["data"], setup["masks"], split="val")
+
+
+def test_cli_evaluates_a_classical_method_by_name(tmp_path, setup):
+    out = tmp_path / "out"
+    result = runner.invoke(app, [
+        "evaluate", "--model", "telea", "--data", str(setup["data"]), "--masks", str(setup["masks"]),
+        "--out", str(out), "--samples", "0",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"]["name"] == "telea" and metrics["model"]["weights"] is None
+    # the same numbers as the library on the same model
+    direct = evaluate(create_model("telea"), setup["data"], setup["masks"], grid_count=0)
+    assert metrics["bins"] == direct["bins"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "pass --weights FILE"),
+        (["--model", "apfi"], "apfi is trained: pass its weights with --weights"),
+        (["--model", "nosuch"], "unknown --model 'nosuch'"),
+        (["--model", "telea", "--weights", "x.safetensors"], "leave out --weights"),
+        (["--model", "gfpgan"], "GFP-GAN needs its pretrained weights"),
+    ],
+)
+def test_cli_model_option_refuses_what_it_cannot_run(args, message, tmp_path, setup, monkeypatch):
+    monkeypatch.delenv("FACEFILL_GFPGAN", raising=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, [
+        "evaluate", *args, "--data", str(setup["data"]), "--masks", str(setup["masks"]), "--out", str(out),
+    ])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert not out.exists()

@@ -15,8 +15,41 @@ from ._console import console, fail
 from .errors import FacefillError
 
 
+def _generator(model: Optional[str], weights: Optional[Path]):
+    """What ``--model``/``--weights`` name: a weights path (evaluate loads and hashes it) or a
+    built generator (classical methods, GFP-GAN with its own weights file)."""
+    from .models import create_model, list_models, model_entry
+    from .models.gfpgan import GFPGANInpainting
+
+    if model is None:
+        if weights is None:
+            raise FacefillError("pass --weights FILE (a trained generator) or --model telea/ns/gfpgan")
+        return weights
+    if model == "gfpgan":
+        return GFPGANInpainting.from_weights(weights)  # weights None: $FACEFILL_GFPGAN or a clear error
+    generators = list_models("generator")
+    if model not in generators:
+        raise FacefillError(f"unknown --model {model!r}; available: {', '.join(generators)}, gfpgan")
+    if model_entry(model).trainable:
+        raise FacefillError(
+            f"{model} is trained: pass its weights with --weights FILE (the file names the model) "
+            "instead of --model"
+        )
+    if weights is not None:
+        raise FacefillError(f"{model} is a classical method without weights; leave out --weights")
+    return create_model(model)
+
+
 def evaluate_cmd(
-    weights: Path = typer.Option(..., "--weights", "-w", help="generator weights (.safetensors written by facefill)"),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", "-w",
+        help="generator weights (.safetensors written by facefill); with --model gfpgan, GFPGANv1.4.pth",
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model",
+        help="a method without facefill weights: telea or ns (OpenCV, classical), or gfpgan "
+        "(needs `pip install gfpgan` and --weights GFPGANv1.4.pth or $FACEFILL_GFPGAN)",
+    ),
     data: Path = typer.Option(..., "--data", "-d", help="image folder; its test.txt selects the images (all without one)"),
     masks: Path = typer.Option(..., "--masks", "-m", help="mask set folder or its manifest.json (sha256-checked)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for metrics.json/.md/.csv and samples_<bin>.png"),
@@ -50,6 +83,7 @@ def evaluate_cmd(
 
     try:
         parsed_cycles = parse_cycles(cycles) if cycles is not None else None
+        generator = _generator(model, weights)
         bar = Progress(
             TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True,
@@ -62,7 +96,7 @@ def evaluate_cmd(
 
         try:
             result = evaluate(
-                weights, data, masks, out, bins=bins, cycles=parsed_cycles, batch_size=batch_size,
+                generator, data, masks, out, bins=bins, cycles=parsed_cycles, batch_size=batch_size,
                 device=device, split=split, size=size, grid_count=samples, lpips=lpips, fid=fid,
                 progress=progress,
             )
