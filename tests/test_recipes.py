@@ -47,6 +47,17 @@ def test_recipes_refuse_terms_they_do_not_have_and_load_vgg_only_when_needed():
     assert apfi.weights == {"l1": 1.0, "adv": 0.05} and apfi.uses_critic
 
 
+@pytest.mark.parametrize("name", ["apfi", "pconv", "lama", "edgeconnect"])
+@pytest.mark.parametrize("resize", [None, 32])
+def test_resize_null_means_as_is_not_the_recipes_default(name, resize):
+    # None drops a weight back to its published value, but loss.resize=null is a setting of
+    # its own: VGG on the image as is (APFI's default is 224, which costs ~12x at 64 px).
+    vgg = VGG16Features.random(seed=0)
+    recipe = create_recipe(name, {"resize": resize}, lambda: vgg)
+    inner = getattr(recipe, "loss", recipe)
+    assert inner.resize == resize
+
+
 def test_pconv_recipe_loss_is_pconvloss_on_the_raw_output():
     vgg = VGG16Features.random(seed=0)
     recipe = create_recipe("pconv", {"resize": None}, lambda: vgg)

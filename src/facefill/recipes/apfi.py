@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..errors import InputError
 from ..losses import PAPER_WEIGHTS, GeneratorLoss
-from .base import Recipe, register_recipe
+from .base import Recipe, given_settings, register_recipe
 
 __all__ = ["APFIRecipe"]
 
@@ -37,7 +37,7 @@ class APFIRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> APFIRecipe:
-        config = {k: v for k, v in loss.items() if v is not None}
+        config = given_settings(loss)
         unknown = sorted(set(config) - set(GeneratorLoss.CONFIG_KEYS))
         if unknown:
             raise InputError(

@@ -30,9 +30,18 @@ import torch.nn as nn
 
 from ..errors import InputError
 
-__all__ = ["Recipe", "register_recipe", "create_recipe", "list_recipes", "detach_parts"]
+__all__ = ["Recipe", "register_recipe", "create_recipe", "list_recipes", "detach_parts", "given_settings"]
 
 _RECIPES: dict[str, type[Recipe]] = {}
+
+
+def given_settings(loss: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``loss`` settings a config actually gives.
+
+    ``None`` stands for "the recipe's published value" and is dropped, except for ``resize``,
+    where ``None`` is itself a setting (VGG sees the image as is) and is kept.
+    """
+    return {k: v for k, v in loss.items() if v is not None or k == "resize"}
 
 
 def detach_parts(parts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .base import Recipe, register_recipe
+from .base import Recipe, given_settings, register_recipe
 
 __all__ = ["DeepFillRecipe"]
 
@@ -52,7 +52,7 @@ class DeepFillRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> DeepFillRecipe:
-        config = {k: v for k, v in loss.items() if v is not None}
+        config = given_settings(loss)
         unknown = sorted(set(config) - set(_KEYS))
         if unknown:
             raise InputError(

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..edges import canny, rgb_to_gray
 from ..errors import InputError
 from ..losses import gram_matrix, vgg_features
-from .base import Recipe, register_recipe
+from .base import Recipe, given_settings, register_recipe
 
 __all__ = ["EdgeConnectRecipe", "EDGECONNECT_WEIGHTS", "PERCEPTUAL_LAYERS", "STYLE_LAYERS"]
 
@@ -114,7 +114,7 @@ class EdgeConnectRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> EdgeConnectRecipe:
-        config = {k: v for k, v in loss.items() if v is not None}
+        config = given_settings(loss)
         unknown = sorted(set(config) - set(_KEYS))
         if unknown:
             raise InputError(

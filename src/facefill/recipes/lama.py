@@ -43,7 +43,7 @@ from ..errors import InputError
 from ..losses import vgg_features
 from ..models.lama import LaMaDiscriminator
 from ..vgg import TAPS
-from .base import Recipe, register_recipe
+from .base import Recipe, given_settings, register_recipe
 
 __all__ = ["LAMA_WEIGHTS", "LaMaRecipe"]
 
@@ -127,7 +127,7 @@ class LaMaRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> LaMaRecipe:
-        config = {k: v for k, v in loss.items() if v is not None}
+        config = given_settings(loss)
         unknown = sorted(set(config) - set(cls.CONFIG_KEYS))
         if unknown:
             raise InputError(

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..errors import InputError
 from ..losses_peers import PCONV_WEIGHTS, PConvLoss
-from .base import Recipe, register_recipe
+from .base import Recipe, given_settings, register_recipe
 
 __all__ = ["PConvRecipe"]
 
@@ -34,7 +34,7 @@ class PConvRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> PConvRecipe:
-        config = {k: v for k, v in loss.items() if v is not None}
+        config = given_settings(loss)
         unknown = sorted(set(config) - set(PConvLoss.CONFIG_KEYS))
         if unknown:
             raise InputError(
