@@ -1,7 +1,9 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+from facefill import list_models
 from facefill.cli import app
 from facefill.cost import count_cost
 
@@ -14,6 +16,24 @@ def test_rfr_count_matches_the_official_layers():
     assert abs(rfr.flops - 256e9) < 1e9
     recurrent = next(p for p in rfr.parts if p.name == "recurrent")
     assert recurrent.calls == 6
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_is_counted_and_its_parts_add_up(name):
+    # critics with their own call (sn_patchgan needs the mask, edgeconnect_d which critic)
+    # and generators with data-dependent work (EdgeConnect's Canny, counted on the CPU)
+    cost = count_cost(name, "small", 64)
+    assert cost.params == sum(p.params for p in cost.parts) or not cost.parts
+    assert cost.flops >= sum(p.flops for p in cost.parts)
+    assert (cost.flops > 0) == (name not in ("telea", "ns"))
+
+
+def test_edgeconnect_counts_both_generators_alike_and_the_critic_pair():
+    g = {p.name: p for p in count_cost("edgeconnect", "paper", 256).parts}
+    # the two generators are one architecture; G2 reads one input channel more
+    assert 0.95 < g["edge_generator"].flops / g["image_generator"].flops <= 1.0
+    d = {p.name: p for p in count_cost("edgeconnect_d", "paper", 256).parts}
+    assert d["edge"].calls == d["image"].calls == 1
 
 
 def test_info_reports_parts_and_meets_the_cost_targets():

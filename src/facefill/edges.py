@@ -30,6 +30,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ._device import autocast_off
 from .errors import InputError
 
 __all__ = ["canny", "rgb_to_gray", "GRAY_WEIGHTS"]
@@ -146,7 +147,7 @@ def canny(
         raise InputError(f"thresholds must satisfy 0 <= low <= high, got low={low}, high={high}")
     h, w = gray.shape[-2:]
     # float32 throughout, also under autocast: thresholds and ties need the precision.
-    with torch.no_grad(), torch.autocast(gray.device.type, enabled=False):
+    with torch.no_grad(), autocast_off(gray.device):
         x = gray.float()
         known = torch.ones_like(x) if valid is None else (valid > 0.5).float()
         smoothed = _gaussian(x * known, sigma) / (_gaussian(known, sigma) + 1e-12)

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._device import autocast_off
 from .errors import InputError
 from .vgg import TAPS, VGG16Features
 
@@ -59,7 +60,7 @@ PAPER_WEIGHTS = {"l1": 1.0, "perceptual": 0.05, "style": 120.0, "adv": 0.05}
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C) float32 Gram matrix ``F F^T / (C H W)``, autocast off."""
     b, c, h, w = feat.shape
-    with torch.autocast(device_type=feat.device.type, enabled=False):
+    with autocast_off(feat.device):
         flat = feat.float().reshape(b, c, h * w)
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 

@@ -293,6 +293,13 @@ class EdgeConnectCritics(nn.Module):
         self.edge = PatchCritic(2, width)
         self.image = PatchCritic(3, width)
 
+    @staticmethod
+    def example_inputs(image: torch.Tensor, mask: torch.Tensor) -> tuple:
+        """The arguments of one typical call (what facefill.cost counts): both critics, as in
+        a training step."""
+        edge_input = torch.cat([image[:, :1], mask], dim=1)  # [gray, edges]: any 2 channels
+        return (edge_input, image), "both"
+
     def forward(self, x: Any, which: str) -> Any:
         if which == "edge":
             return self.edge(x)

@@ -295,6 +295,11 @@ class SNPatchGAN(nn.Module):
             layers += [snconv2d(cin, cout, 5, 2, 2), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
 
+    @staticmethod
+    def example_inputs(image: torch.Tensor, mask: torch.Tensor) -> tuple:
+        """The arguments of one typical call (what facefill.cost counts)."""
+        return image, mask
+
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if mask is None or mask.shape[1] != 1 or mask.shape[2:] != image.shape[2:]:
             raise InputError("sn_patchgan needs the (B, 1, H, W) hole mask of the image it scores")

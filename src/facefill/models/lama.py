@@ -26,12 +26,11 @@ NLayerDiscriminator as LaMa uses it); the objective is :mod:`facefill.recipes.la
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._device import autocast_off
 from ..errors import InputError
 from .base import InpaintingGenerator
 from .registry import register_model
@@ -60,8 +59,7 @@ class FourierUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        dev = x.device.type
-        with torch.autocast(dev, enabled=False) if dev in ("cpu", "cuda") else nullcontext():
+        with autocast_off(x.device):
             spec = torch.fft.rfft2(x.float(), norm="ortho")  # (B, C, H, W // 2 + 1)
             y = torch.cat([spec.real, spec.imag], dim=1)
             y = F.relu(self.bn(self.conv(y)))
