@@ -33,6 +33,7 @@ import torch
 
 from facefill.bench import command_line, write_report
 from facefill.config import load_config
+from facefill.cost import count_cost
 from facefill.data import read_id_list
 from facefill.evaluate import evaluate
 from facefill.masks import generate_binned_masks, load_manifest
@@ -102,7 +103,7 @@ def trained(name: str) -> bool:
 
 def to_markdown(report: dict) -> str:
     bins = list(next(iter(report["models"].values()))["bins"])
-    head = "| model | recipe | params | train s |" + "".join(f" PSNR {b} | SSIM {b} | L1 {b} |" for b in bins)
+    head = "| model | recipe | params | GFLOP/img | train s |" + "".join(f" PSNR {b} | SSIM {b} | L1 {b} |" for b in bins)
     lines = [
         f"# Quality at equal budget, {report['date']}",
         "",
@@ -111,19 +112,23 @@ def to_markdown(report: dict) -> str:
         f"Command: `{report['command']}`",
         "",
         head,
-        "|---|---|---|---|" + "---|---|---|" * len(bins),
+        "|---|---|---|---|---|" + "---|---|---|" * len(bins),
     ]
     for name, r in report["models"].items():
         cells = "".join(
             f" {r['bins'][b]['psnr']:.2f} | {r['bins'][b]['ssim']:.4f} | {r['bins'][b]['l1']:.4f} |" for b in bins
         )
         seconds = f"{r['train_seconds']:.0f}" if r["train_seconds"] else "–"
-        lines.append(f"| {name} ({r['preset']}) | {r.get('recipe', '')} | {r['params'] / 1e6:.2f} M | {seconds} |{cells}")
+        gflops = f"{r['gflops']:.2f}" if r.get("gflops") is not None else "–"
+        lines.append(
+            f"| {name} ({r['preset']}) | {r['recipe']} | {r['params'] / 1e6:.2f} M | {gflops} | {seconds} |{cells}"
+        )
     for name, why in report.get("skipped", {}).items():
         lines.append(f"| {name} | not run: {why} |")
     lines += [
         "",
         "PSNR in dB (higher is better), SSIM (higher), L1 mean absolute error in [0,1] units (lower).",
+        "GFLOP/img: one generator forward at the evaluation size (facefill.cost; critics and losses not counted).",
         "Train s is wall-clock on a shared machine, for orientation only; the budget is the step count.",
         "",
     ]
@@ -180,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             print("== gfpgan: pretrained prior, no training; evaluating", flush=True)
             result = evaluate(gfpgan, args.data, manifest, out_dir=work / name / "eval")
             models[name] = {"preset": "GFPGANv1-clean", "recipe": "pretrained (TencentARC)",
-                            "params": sum(p.numel() for p in gfpgan.parameters()),
+                            "params": sum(p.numel() for p in gfpgan.parameters()), "gflops": None,
                             "train_seconds": 0.0, "bins": result["bins"]}
             continue
         if not model_entry(name).trainable:  # classical methods: nothing to train
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             "preset": args.preset,
             "recipe": recipe,
             "params": sum(p.numel() for p in generator.parameters()),
+            "gflops": count_cost(name, args.preset, args.size).flops / 1e9,
             "train_seconds": seconds,
             "bins": result["bins"],
         }
