@@ -13,7 +13,7 @@ from facefill.train import Trainer
 from facefill.vgg import VGG16Features
 
 from helpers import square_mask
-from test_train import faces, tiny  # noqa: F401  (the fixture and the tiny APFI config)
+from test_train import tiny  # the tiny APFI config
 
 PCONV = [
     "model.generator=pconv",
