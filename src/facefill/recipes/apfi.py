@@ -9,7 +9,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..errors import InputError
 from ..losses import PAPER_WEIGHTS, GeneratorLoss
 from .base import Recipe, given_settings, register_recipe
 
@@ -37,13 +36,7 @@ class APFIRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> APFIRecipe:
-        config = given_settings(loss)
-        unknown = sorted(set(config) - set(GeneratorLoss.CONFIG_KEYS))
-        if unknown:
-            raise InputError(
-                f"loss.recipe=apfi has no term or setting {unknown}; it takes "
-                f"{', '.join(GeneratorLoss.CONFIG_KEYS)}"
-            )
+        config = given_settings(cls.name, loss, GeneratorLoss.CONFIG_KEYS)
         weights = {**PAPER_WEIGHTS, **{k: config[k] for k in PAPER_WEIGHTS if k in config}}
         vgg = load_vgg() if weights["perceptual"] > 0 or weights["style"] > 0 else None
         return cls(GeneratorLoss(vgg, **config))

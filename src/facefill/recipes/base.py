@@ -22,7 +22,7 @@ Recipes are registered by name (``loss.recipe`` in a config) with :func:`registe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -35,13 +35,25 @@ __all__ = ["Recipe", "register_recipe", "create_recipe", "list_recipes", "detach
 _RECIPES: dict[str, type[Recipe]] = {}
 
 
-def given_settings(loss: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``loss`` settings a config actually gives.
+def given_settings(
+    recipe: str, loss: Mapping[str, Any], keys: Iterable[str], note: str = ""
+) -> dict[str, Any]:
+    """The ``loss`` settings a config actually gives, checked against the recipe's ``keys``.
 
     ``None`` stands for "the recipe's published value" and is dropped, except for ``resize``,
-    where ``None`` is itself a setting (VGG sees the image as is) and is kept.
+    where ``None`` is itself a setting (VGG sees the image as is) and is kept. A key the
+    recipe does not have raises :class:`InputError` naming it, the keys there are, and
+    ``note`` (where to put them, what the method lacks).
     """
-    return {k: v for k, v in loss.items() if v is not None or k == "resize"}
+    given = {k: v for k, v in loss.items() if v is not None or k == "resize"}
+    keys = tuple(keys)
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise InputError(
+            f"loss.recipe={recipe} has no term or setting {unknown}; it takes {', '.join(keys)}"
+            + (f" ({note})" if note else "")
+        )
+    return given
 
 
 def detach_parts(parts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -52,13 +52,7 @@ class DeepFillRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> DeepFillRecipe:
-        config = given_settings(loss)
-        unknown = sorted(set(config) - set(_KEYS))
-        if unknown:
-            raise InputError(
-                f"loss.recipe=deepfill has no term or setting {unknown} (DeepFill v2 has no "
-                f"perceptual or style loss); it takes {', '.join(_KEYS)}"
-            )
+        config = given_settings(cls.name, loss, _KEYS, "DeepFill v2 has no perceptual or style loss")
         if config.get("adv_kind", "hinge") != "hinge":
             raise InputError(f"loss.recipe=deepfill uses the hinge loss; got adv_kind={config['adv_kind']!r}")
         return cls(l1=config.get("l1", 1.0), adv=config.get("adv", 1.0))

@@ -114,13 +114,7 @@ class EdgeConnectRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> EdgeConnectRecipe:
-        config = given_settings(loss)
-        unknown = sorted(set(config) - set(_KEYS))
-        if unknown:
-            raise InputError(
-                f"loss.recipe=edgeconnect has no term or setting {unknown}; it takes "
-                f"{', '.join(_KEYS)} (edge_adv and fm under loss.args)"
-            )
+        config = given_settings(cls.name, loss, _KEYS, "edge_adv and fm under loss.args")
         weights = {**EDGECONNECT_WEIGHTS, **{k: config[k] for k in EDGECONNECT_WEIGHTS if k in config}}
         vgg = load_vgg() if weights["perceptual"] > 0 or weights["style"] > 0 else None
         return cls(vgg, **config)

@@ -127,13 +127,9 @@ class LaMaRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> LaMaRecipe:
-        config = given_settings(loss)
-        unknown = sorted(set(config) - set(cls.CONFIG_KEYS))
-        if unknown:
-            raise InputError(
-                f"loss.recipe=lama has no term or setting {unknown}; it takes "
-                f"{', '.join(cls.CONFIG_KEYS)} (l1_hole, fm, r1 and perceptual_layers under loss.args)"
-            )
+        config = given_settings(
+            cls.name, loss, cls.CONFIG_KEYS, "l1_hole, fm, r1 and perceptual_layers under loss.args"
+        )
         if config.pop("style", 0) != 0:
             raise InputError("loss.recipe=lama has no style term; leave loss.style unset or 0")
         kind = config.pop("adv_kind", "nonsaturating")

@@ -9,7 +9,6 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..errors import InputError
 from ..losses_peers import PCONV_WEIGHTS, PConvLoss
 from .base import Recipe, given_settings, register_recipe
 
@@ -34,13 +33,7 @@ class PConvRecipe(Recipe):
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> PConvRecipe:
-        config = given_settings(loss)
-        unknown = sorted(set(config) - set(PConvLoss.CONFIG_KEYS))
-        if unknown:
-            raise InputError(
-                f"loss.recipe=pconv has no term or setting {unknown}; it takes "
-                f"{', '.join(PConvLoss.CONFIG_KEYS)} (valid, hole, tv and layers under loss.args)"
-            )
+        config = given_settings(cls.name, loss, PConvLoss.CONFIG_KEYS, "valid, hole, tv and layers under loss.args")
         weights = {**PCONV_WEIGHTS, **{k: config[k] for k in PCONV_WEIGHTS if k in config}}
         vgg = load_vgg() if weights["perceptual"] > 0 or weights["style"] > 0 else None
         return cls(PConvLoss(vgg, **config))
