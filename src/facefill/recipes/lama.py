@@ -26,8 +26,9 @@ critic in train mode, i.e. batch statistics of the fake batch); the adversarial 
 feature-matching gradients the generator sees therefore come from the critic as evaluated
 at test time, which is the consistent choice when real and fake features must be compared
 in feature matching. (3) The R1 gradient is taken with ``torch.autograd.grad`` inside
-autocast; under fp16 it may underflow (use bf16 or fp32, LaMa trained in fp32), and under
-DDP it relies on double backward through the wrapped critic, which has not been tested here.
+autocast; under fp16 it may underflow (use bf16 or fp32, LaMa trained in fp32). Under DDP
+it is a double backward through the wrapped critic; two CPU processes (gloo) keep identical
+weights with it (``tests/test_train.py``), on GPUs (NCCL) it has not run yet.
 """
 
 from __future__ import annotations
