@@ -153,7 +153,7 @@ def _parts():
     }
 
 
-@pytest.mark.parametrize("l1,adv,want", [(None, None, 0.0), (2.0, 0.5, 1.125)])
+@pytest.mark.parametrize("l1,adv,want", [(None, None, 0.75), (1.0, 0.5, 0.375)])
 def test_losses_on_a_hand_built_example(l1, adv, want):
     recipe = create_recipe("deepfill", {"l1": l1, "adv": adv, "resize": 224}, _no_vgg)
     image, mask = torch.zeros(1, 3, 4, 4), square_mask(4, 1, 1, 2)
@@ -176,10 +176,11 @@ def test_recipe_config_refuses_vgg_terms_and_other_gans():
     with pytest.raises(InputError, match="hinge"):
         create_recipe("deepfill", {"adv_kind": "wgan"}, _no_vgg)
     no_gan = create_recipe("deepfill", {"adv": 0.0}, _no_vgg)
-    assert not no_gan.uses_critic and no_gan.weights == {"l1_coarse": 1.0, "l1_refined": 1.0}
+    assert not no_gan.uses_critic and no_gan.weights == {"l1_coarse": 2.0, "l1_refined": 2.0}
     total, logs = no_gan.generator_loss(None, torch.zeros(1, 3, 4, 4), square_mask(4, 1, 1, 2), _parts())
-    assert set(logs) == {"l1_coarse", "l1_refined"} and math.isclose(float(total), 0.75)
-    assert DeepFillRecipe().weights == {"l1_coarse": 1.0, "l1_refined": 1.0, "adv": 1.0}
+    assert set(logs) == {"l1_coarse", "l1_refined"} and math.isclose(float(total), 1.5)
+    # the released 1:1 on [-1, 1] images: L1 counts twice on facefill's [0, 1] images
+    assert DeepFillRecipe().weights == {"l1_coarse": 2.0, "l1_refined": 2.0, "adv": 1.0}
 
 
 # -- training ----------------------------------------------------------------------------
