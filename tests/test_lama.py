@@ -175,8 +175,11 @@ def test_all_terms_total_weights_and_perceptual_form(vgg):
     torch.testing.assert_close(total.detach(), sum(recipe.weights[k] * v for k, v in logs.items()))
     layers = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     pf, tf = vgg(raw.detach(), layers), vgg(image, layers)
-    expected = sum((pf[n] - tf[n]).square().mean() for n in layers) / 4  # mean over layers
+    expected = sum((pf[n] - tf[n]).square().mean() for n in layers)  # summed over layers, as ResNetPL
     torch.testing.assert_close(logs["perceptual"], expected)
+    (_, fake_feats), (_, real_feats) = critic(raw.detach()), critic(image)
+    fm = sum((f - r).square().mean() for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+    torch.testing.assert_close(logs["fm"], fm)  # feature matching: mean over layers, as LaMa
     total.backward()
     assert raw.grad is not None and torch.isfinite(raw.grad).all()
     critic.train().requires_grad_(True)

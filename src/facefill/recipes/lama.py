@@ -17,8 +17,9 @@ critic in separate calls (BatchNorm statistics per kind, as LaMa). Deviations: (
 high-receptive-field perceptual loss (HRFPL) uses a dilated ResNet-50 trained for ADE20k
 segmentation, which cannot be had offline; we substitute VGG16 features (taps relu1_2,
 relu2_2, relu3_3, relu4_3, at the training resolution unless ``loss.resize`` is set), in
-HRFPL's form (per layer the mean squared feature difference, then the mean over layers)
-with the same weight 30. The substitute's receptive field is smaller and its activation
+HRFPL's form (per layer the mean squared feature difference, summed over the layers, as
+LaMa's ``ResNetPL``; feature matching takes the mean over layers, as LaMa's) with the same
+weight 30. The substitute's receptive field is smaller and its activation
 scale differs from the ResNet's, so the effective strength of this term is not LaMa's.
 (2) facefill's trainer freezes the critic in *eval mode* while computing the generator's
 loss, so the critic's BatchNorm layers use their running statistics there (LaMa leaves the
@@ -54,10 +55,9 @@ LAMA_R1 = 0.001
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
-def _mean_squared_over_layers(pred: Sequence[torch.Tensor], target: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Mean over layers of the float32 mean squared difference of two feature lists."""
-    terms = [(p.float() - t.float()).square().mean() for p, t in zip(pred, target, strict=True)]
-    return torch.stack(terms).mean()
+def _squared_per_layer(pred: Sequence[torch.Tensor], target: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(layers,) float32 mean squared difference of two feature lists, one value per layer."""
+    return torch.stack([(p.float() - t.float()).square().mean() for p, t in zip(pred, target, strict=True)])
 
 
 def nonsaturating_critic_loss(
@@ -183,9 +183,9 @@ class LaMaRecipe(Recipe):
             pred_feats = vgg_features(self.vgg, raw, layers, self.resize)
             with torch.no_grad():
                 target_feats = vgg_features(self.vgg, target, layers, self.resize)
-            terms["perceptual"] = _mean_squared_over_layers(
+            terms["perceptual"] = _squared_per_layer(
                 [pred_feats[n] for n in layers], [target_feats[n] for n in layers]
-            )
+            ).sum()
         if self.uses_critic:
             if critic is None:
                 raise InputError("this LaMa recipe has adv or fm > 0 and needs the critic; got None")
@@ -195,7 +195,7 @@ class LaMaRecipe(Recipe):
             if w["fm"] > 0:
                 with torch.no_grad():
                     _, real_feats = critic(target)
-                terms["fm"] = _mean_squared_over_layers(fake_feats, real_feats)
+                terms["fm"] = _squared_per_layer(fake_feats, real_feats).mean()
         total = torch.zeros((), device=image.device)
         for key, value in terms.items():
             total = total + w[key] * value
