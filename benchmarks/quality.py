@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         "torch": torch.__version__,
         "command": command_line(argv),
     }
-    json_path, md_path = write_report(args.out, f"quality-{date}", report, to_markdown(report))
+    name = f"quality-{date}" + ("-shared-recipe" if args.recipe == "shared" else "")
+    json_path, md_path = write_report(args.out, name, report, to_markdown(report))
     print(f"wrote {json_path} and {md_path}")
 
 
