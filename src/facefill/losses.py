@@ -92,7 +92,7 @@ def _check_layers(layers: Sequence[str], what: str) -> tuple[str, ...]:
 
 
 def _check_resize(resize: int | None) -> int | None:
-    if resize is not None and (not isinstance(resize, int) or resize < 1):
+    if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < 1):
         raise InputError(f"resize must be a positive int or None, got {resize!r}")
     return resize
 

@@ -9,7 +9,16 @@ import torch.nn as nn
 
 from ..errors import InputError
 
-__all__ = ["InpaintingGenerator", "check_inputs"]
+__all__ = ["InpaintingGenerator", "check_inputs", "check_int"]
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum``; else :class:`InputError`
+    naming the constructor argument ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise InputError(f"{name} must be {wanted}, got {value!r}")
+    return value
 
 
 def _shape(t: torch.Tensor) -> str:

@@ -42,7 +42,7 @@ from torch.nn.utils import parametrize
 
 from ..edges import canny, rgb_to_gray
 from ..errors import InputError
-from .base import InpaintingGenerator
+from .base import InpaintingGenerator, check_int
 from .registry import register_model
 
 __all__ = ["EdgeConnectGenerator", "EdgeConnectCritics", "EdgeConnectNet", "PatchCritic"]
@@ -199,9 +199,9 @@ class EdgeConnectGenerator(InpaintingGenerator):
         high: float = 0.2,
     ) -> None:
         super().__init__()
-        for name, value in (("width", width), ("blocks", blocks), ("dilation", dilation)):
-            if not isinstance(value, int) or value < (0 if name == "blocks" else 1):
-                raise InputError(f"{name} must be a positive int, got {value!r}")
+        check_int("width", width)
+        check_int("blocks", blocks, 0)
+        check_int("dilation", dilation)
         self.sigma, self.low, self.high = float(sigma), float(low), float(high)
         self.edge_generator = EdgeConnectNet(3, 1, width, blocks, dilation, sn=True)
         self.image_generator = EdgeConnectNet(4, 3, width, blocks, dilation, sn=False)
@@ -288,8 +288,7 @@ class EdgeConnectCritics(nn.Module):
 
     def __init__(self, width: int = 64) -> None:
         super().__init__()
-        if not isinstance(width, int) or width < 1:
-            raise InputError(f"width must be a positive int, got {width!r}")
+        check_int("width", width)
         self.edge = PatchCritic(2, width)
         self.image = PatchCritic(3, width)
 

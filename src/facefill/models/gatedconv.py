@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..layers import GatedConv2d, snconv2d
-from .base import InpaintingGenerator
+from .base import InpaintingGenerator, check_int
 from .registry import register_model
 
 __all__ = ["ContextualAttention", "DeepFillV2", "SNPatchGAN"]
@@ -81,8 +81,7 @@ class ContextualAttention(nn.Module):
         for name, value in (("patch", patch), ("fuse_k", fuse_k)):
             if not isinstance(value, int) or value < 1 or value % 2 == 0:
                 raise InputError(f"{name} must be a positive odd int, got {value!r}")
-        if not isinstance(rate, int) or rate < 1:
-            raise InputError(f"rate must be a positive int, got {rate!r}")
+        check_int("rate", rate)
         self.patch, self.rate, self.fuse_k = patch, rate, fuse_k
         self.scale, self.fuse = float(scale), fuse
 
@@ -287,8 +286,7 @@ class SNPatchGAN(nn.Module):
 
     def __init__(self, width: int = 64) -> None:
         super().__init__()
-        if not isinstance(width, int) or width < 1:
-            raise InputError(f"width must be a positive int, got {width!r}")
+        check_int("width", width)
         channels = [4] + [width * m for m in (1, 2, 4, 4, 4, 4)]
         layers: list[nn.Module] = []
         for cin, cout in zip(channels, channels[1:]):

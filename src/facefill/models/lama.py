@@ -32,16 +32,10 @@ import torch.nn.functional as F
 
 from .._device import autocast_off
 from ..errors import InputError
-from .base import InpaintingGenerator
+from .base import InpaintingGenerator, check_int
 from .registry import register_model
 
 __all__ = ["FFC", "FourierUnit", "LaMaDiscriminator", "LaMaGenerator", "SpectralTransform"]
-
-
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InputError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class FourierUnit(nn.Module):
@@ -170,10 +164,10 @@ class LaMaGenerator(InpaintingGenerator):
         max_width: int = 512,
     ) -> None:
         super().__init__()
-        _positive_int("width", width)
-        _positive_int("downsamplings", downsamplings)
-        _positive_int("blocks", blocks, 0)
-        _positive_int("max_width", max_width)
+        check_int("width", width)
+        check_int("downsamplings", downsamplings)
+        check_int("blocks", blocks, 0)
+        check_int("max_width", max_width)
         if not isinstance(ratio_global, (int, float)) or not 0.0 < ratio_global < 1.0:
             raise InputError(f"ratio_global must be in (0, 1), got {ratio_global!r}")
         self.stride = 2**downsamplings
@@ -229,8 +223,8 @@ class LaMaDiscriminator(nn.Module):
 
     def __init__(self, width: int = 64, layers: int = 4) -> None:
         super().__init__()
-        _positive_int("width", width)
-        _positive_int("layers", layers)
+        check_int("width", width)
+        check_int("layers", layers)
         stages: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, width, 4, 2, 2), nn.LeakyReLU(0.2, True))]
         c = width
         for i in range(1, layers + 1):

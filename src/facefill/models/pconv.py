@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..layers import PartialConv2d
-from .base import InpaintingGenerator
+from .base import InpaintingGenerator, check_int
 from .registry import register_model
 
 __all__ = ["PConvUNet"]
@@ -146,10 +146,8 @@ class PConvUNet(InpaintingGenerator):
 
     def __init__(self, width: int = 64, layers: int = 7, out_activation: str = "sigmoid") -> None:
         super().__init__()
-        if not isinstance(width, int) or width < 1:
-            raise InputError(f"width must be a positive int, got {width!r}")
-        if not isinstance(layers, int) or layers < 1:
-            raise InputError(f"layers must be a positive int, got {layers!r}")
+        check_int("width", width)
+        check_int("layers", layers)
         if out_activation not in _ACTIVATIONS:
             raise InputError(
                 f"out_activation must be one of {_ACTIVATIONS}, got {out_activation!r}"

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..edges import canny, rgb_to_gray
 from ..errors import InputError
-from ..losses import gram_matrix, vgg_features
+from ..losses import _check_resize, gram_matrix, vgg_features
 from .base import Recipe, given_settings, register_recipe
 
 __all__ = ["EdgeConnectRecipe", "EDGECONNECT_WEIGHTS", "PERCEPTUAL_LAYERS", "STYLE_LAYERS"]
@@ -104,12 +104,10 @@ class EdgeConnectRecipe(Recipe):
                 f"loss.adv_kind for edgeconnect must be one of {_ADV_KINDS} (its critics are "
                 f"non-saturating GANs), got {adv_kind!r}"
             )
-        if resize is not None and (not isinstance(resize, int) or resize < 1):
-            raise InputError(f"resize must be a positive int or None, got {resize!r}")
         if (perceptual > 0 or style > 0) and vgg is None:
             raise InputError("the perceptual and style terms need a VGG16 (vgg=...)")
         self.vgg = vgg if perceptual > 0 or style > 0 else None
-        self.resize = resize
+        self.resize = _check_resize(resize)
         self.canny_settings = {"sigma": 2.0, "low": 0.1, "high": 0.2}
 
     @classmethod

@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..losses import vgg_features
+from ..losses import _check_resize, vgg_features
 from ..models.lama import LaMaDiscriminator
 from ..vgg import TAPS
 from .base import Recipe, given_settings, register_recipe
@@ -115,14 +115,12 @@ class LaMaRecipe(Recipe):
         layers = (perceptual_layers,) if isinstance(perceptual_layers, str) else tuple(perceptual_layers)
         if not layers or any(n not in TAPS for n in layers):
             raise InputError(f"perceptual_layers must be a non-empty subset of {tuple(TAPS)}, got {layers}")
-        if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
-            raise InputError(f"resize must be a positive int or None, got {resize!r}")
         if perceptual > 0 and vgg is None:
             raise InputError("the perceptual term needs a VGG16 feature extractor (vgg=None given)")
         self._weights = {k: float(given[k]) for k in LAMA_WEIGHTS}
         self.r1 = float(r1)
         self.perceptual_layers = layers
-        self.resize = resize
+        self.resize = _check_resize(resize)
         self.vgg = vgg if perceptual > 0 else None
         self.uses_critic = adv > 0 or fm > 0
 
