@@ -56,6 +56,9 @@ def test_resize_null_means_as_is_not_the_recipes_default(name, resize):
     recipe = create_recipe(name, {"resize": resize}, lambda: vgg)
     inner = getattr(recipe, "loss", recipe)
     assert inner.resize == resize
+    for bad in (0, True, 2.5):
+        with pytest.raises(InputError, match="resize must be a positive int or None"):
+            create_recipe(name, {"resize": bad}, lambda: vgg)
 
 
 def test_pconv_recipe_loss_is_pconvloss_on_the_raw_output():
