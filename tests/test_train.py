@@ -78,6 +78,90 @@ def test_resume_continues_the_same_run(faces, tmp_path):
         assert torch.equal(v, resumed.g_raw.state_dict()[k])
 
 
+SCHEDULED = [
+    "train.ema_decay=0.9",
+    "train.lr_warmup=2",
+    "train.lr_decay=cosine",
+    "train.lr_min_factor=0.1",
+    "train.critic_start=2",
+    "loss.vgg_input=raw",
+    "loss.args={critic_augment: 'color,translation,cutout'}",
+]
+
+
+def test_resume_with_ema_schedule_and_late_critic_equals_one_run(faces, tmp_path):
+    straight = Trainer(tiny(faces, "train.iterations=6", *SCHEDULED), tmp_path / "a")
+    straight.fit()
+    # The same 6-step run, killed after its step-3 checkpoint (the schedule spans all 6 steps).
+    killed = Trainer(tiny(faces, "train.iterations=6", *SCHEDULED), tmp_path / "b")
+    step = killed.train_step
+
+    def die_at_step_4(*args):
+        if killed.step == 3:
+            raise KeyboardInterrupt
+        return step(*args)
+
+    killed.train_step = die_at_step_4
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    resumed = Trainer(tiny(faces, "train.iterations=6", *SCHEDULED), tmp_path / "b", resume=True)
+    resumed.fit()
+    for name in ("g_raw", "d_raw", "ema"):
+        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    rows = lambda d: [r for r in map(json.loads, (d / "log.jsonl").read_text().splitlines()) if r["kind"] == "loss"]
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    log = rows(tmp_path / "a")
+    # Warm-up from 1 % of lr, then cosine towards 10 %; the critic joins at step 2.
+    assert [round(r["lr"] / 1e-3, 4) for r in log[:3]] == [0.01, 0.505, 1.0]
+    assert log[-1]["lr"] < log[2]["lr"]
+    assert ["d_loss" in r for r in log] == [False, False, True, True, True, True]
+    # The exported weights are the EMA's, which differ from the raw generator's.
+    model, meta = ckpt.load_weights(tmp_path / "b" / "apfi_small.safetensors")
+    assert json.loads(meta["ema"]) is True
+    ema = straight.ema.module.state_dict()
+    assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
+    assert not all(torch.equal(v, straight.g_raw.state_dict()[k]) for k, v in ema.items())
+
+
+def test_ema_warmup_and_init_weights(faces, tmp_path):
+    from facefill.train import ema_with_warmup
+
+    ema, new = [torch.zeros(3)], [torch.ones(3)]
+    ema_with_warmup(0.999)(ema, new, torch.tensor(1))  # n = 1: decay 2/11, not 0.999
+    assert torch.allclose(ema[0], torch.full((3,), 9 / 11))
+    first = Trainer(tiny(faces, "train.iterations=2"), tmp_path / "a")
+    first.fit()
+    weights = tmp_path / "a" / "apfi_small.safetensors"
+    second = Trainer(tiny(faces, "train.iterations=1", "train.ema_decay=0.5", f"train.init_weights={weights}"), tmp_path / "b")
+    assert second.step == 0
+    for k, v in first.g_raw.state_dict().items():
+        assert torch.equal(second.g_raw.state_dict()[k], v)
+        assert torch.equal(second.ema.module.state_dict()[k], v)
+    with pytest.raises(FacefillError, match="holds a apfi generator, this config trains rfr"):
+        Trainer(load_config(None, [f"data.root={faces}", "model.generator=rfr", "model.preset=small",
+                                   "loss.vgg_weights=random", "data.size=32", "data.workers=0",
+                                   f"train.init_weights={weights}", "train.device=cpu"]), tmp_path / "c")
+
+
+def test_schedule_and_precision_settings_are_checked(faces, tmp_path, monkeypatch):
+    for bad, message in (
+        ("train.lr_decay=step", "lr_decay must be one of none, cosine, linear"),
+        ("train.ema_decay=1.0", "ema_decay must be in"),
+        ("train.amp=fp16", "fp16 needs a CUDA device"),
+        ("train.amp=fp8", "precision must be one of"),
+    ):
+        with pytest.raises(FacefillError, match=message):
+            Trainer(tiny(faces, bad), tmp_path / "x")
+    from facefill.recipes.apfi import APFIRecipe
+
+    monkeypatch.setattr(APFIRecipe, "critic_free_phase", False)  # as the peers' recipes
+    with pytest.raises(FacefillError, match="loss.recipe=apfi has no phase without its critic"):
+        Trainer(tiny(faces, "train.critic_start=5"), tmp_path / "y")
+
+
 def test_thirty_steps_lower_the_loss(faces, tmp_path):
     trainer = Trainer(tiny(faces, "train.iterations=30", "train.val_every=0", "train.save_every=30"), tmp_path)
     trainer.fit()

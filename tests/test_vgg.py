@@ -141,6 +141,34 @@ def test_caffe_preprocessing_by_hand():
     assert_close(vgg.preprocess(x), manual, rtol=1e-5, atol=1e-4)
 
 
+def test_raw_input_convention_feeds_the_image_as_if_normalised(tv_vgg):
+    x = torch.rand(2, 3, 8, 8)
+    raw = VGG16Features.random(preprocessing="torchvision").set_input_convention("raw")
+    assert torch.equal(raw.preprocess(x), x)
+    caffe = VGG16Features.random(preprocessing="caffe").set_input_convention("raw")
+    # caffe's network sees 255 * (x * std + mean) - caffe mean, in BGR: about 57.6 * x.
+    expect = (x * torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)).flip(1) * 255
+    assert (caffe.preprocess(x) - expect).abs().max() < 0.7
+    with pytest.raises(InputError, match="vgg input must be one of"):
+        raw.set_input_convention("bgr")
+
+
+def test_raw_input_makes_the_vgg_terms_smaller_on_a_face():
+    from facefill.losses import PerceptualLoss, StyleLoss
+
+    x = shared_face_image()
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    vgg = VGG16Features.from_pretrained(SHARED_VGG)
+    terms = {}
+    for convention in ("imagenet", "raw"):
+        vgg.set_input_convention(convention)
+        terms[convention] = (PerceptualLoss(vgg, resize=None, weight=1)(y, x), StyleLoss(vgg, resize=None, weight=1)(y, x))
+    perceptual = terms["imagenet"][0] / terms["raw"][0]
+    style = terms["imagenet"][1] / terms["raw"][1]
+    # Measured: about 15x for both (features scale with the input, both terms are quadratic in them).
+    assert 6 < perceptual < 40 and 6 < style < 40, (perceptual, style)
+
+
 def test_calibration_divides_every_tap_by_the_constant():
     assert CAFFE_SCALE == pytest.approx(255 * (0.229 + 0.224 + 0.225) / 3)
     assert CAFFE_SCALE == pytest.approx(57.63)

@@ -69,6 +69,9 @@ class LossSection:
     args: dict = field(default_factory=dict)  # recipe-specific terms and settings
     vgg_weights: str | None = None  # path; None: $FACEFILL_VGG16 or torchvision's cache; "random": tests only
     resize: int | None = 224  # VGG input size for perceptual/style (APFI: 224; null: as is)
+    # What VGG16 is fed: "imagenet" (mean/std normalised, torchvision's convention) or "raw"
+    # ([0, 1] as if normalised, what RFR-Net's official code feeds it; both terms ~15x smaller).
+    vgg_input: str = "imagenet"
 
 
 @dataclass
@@ -81,8 +84,26 @@ class TrainSection:
     finetune_iterations: int = 0  # after `iterations`: lr = finetune_lr, encoder BN frozen
     finetune_lr: float = 1e-5
     seed: int = 0
-    amp: str = "bf16"  # bf16 / fp16 / fp32; CUDA only (CPU always runs fp32)
-    channels_last: bool = True  # CUDA only
+    # auto: bf16 on a GPU and on a CPU with native bf16, fp32 elsewhere; bf16 / fp16 (CUDA) / fp32
+    amp: str = "auto"
+    channels_last: bool = True
+    # Learning-rate schedule (torch.optim.lr_scheduler.LambdaLR, stepped every step): a linear
+    # warm-up from lr_warmup_factor x lr over lr_warmup steps, then lr_decay ("none", "cosine",
+    # "linear") from step lr_decay_start (0: right after the warm-up) down to lr_min_factor x lr at
+    # `iterations`; the critic follows the same shape from d_lr. Fine-tuning runs at finetune_lr.
+    lr_warmup: int = 0
+    lr_warmup_factor: float = 0.01
+    lr_decay: str = "none"
+    lr_decay_start: int = 0
+    lr_min_factor: float = 0.0
+    # EMA of the generator (torch.optim.swa_utils.AveragedModel): 0 switches it off; with it on,
+    # the exported weights and the validation are the EMA's. Warm-up: the decay used at update n
+    # is min(ema_decay, (1 + n) / (10 + n)).
+    ema_decay: float = 0.0
+    # Before this step the critic is neither trained nor asked (reconstruction terms only).
+    critic_start: int = 0
+    # A facefill weights file the generator starts from (a fresh run, not a resume).
+    init_weights: str | None = None
     log_every: int = 50
     image_every: int = 1000
     val_every: int = 5000
@@ -203,7 +224,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)
         base = path.resolve().parent
-        for section, key in (("data", "root"), ("masks", "root"), ("loss", "vgg_weights")):
+        for section, key in (("data", "root"), ("masks", "root"), ("loss", "vgg_weights"), ("train", "init_weights")):
             value = getattr(getattr(cfg, section), key)
             if value and value != "random" and not Path(value).is_absolute():
                 setattr(getattr(cfg, section), key, str((base / value).resolve()))

@@ -339,7 +339,10 @@ class GeneratorLoss(nn.Module):
         pred: torch.Tensor,
         target: torch.Tensor,
         fake_scores: torch.Tensor | None = None,
+        *,
+        adversarial: bool = True,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``adversarial=False`` leaves the adversarial term out (a phase before the critic joins)."""
         _check_pair(pred, target)
         target = target.detach()
         total = torch.zeros((), device=pred.device)
@@ -361,7 +364,7 @@ class GeneratorLoss(nn.Module):
                 add("perceptual", self.perceptual.weight, self.perceptual.from_features(pf, tf))
             if self.style is not None:
                 add("style", self.style.weight, self.style.from_features(pf, tf))
-        if self.adv.weight > 0:
+        if self.adv.weight > 0 and adversarial:
             if fake_scores is None:
                 raise InputError(
                     "fake_scores (the discriminator's output on pred) is required when the "

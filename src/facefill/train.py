@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
-from contextlib import contextmanager, nullcontext
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,10 +33,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict
-from .errors import FacefillError
+from ._device import autocast, precision_name, resolve_precision
+from .errors import FacefillError, InputError
 from .metrics import psnr, ssim
 
-__all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs"]
+__all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs", "lr_shape", "ema_with_warmup"]
 
 log = logging.getLogger("facefill.train")
 
@@ -86,6 +89,79 @@ class InpaintingPairs(Dataset):
         epoch, i = divmod(key, len(self.images))
         self.images.set_epoch(epoch)
         return self.images[i], self.masks.sample(i, epoch)
+
+
+LR_DECAYS = ("none", "cosine", "linear")
+
+
+def _check_schedule(t) -> None:
+    if t.lr_decay not in LR_DECAYS:
+        raise FacefillError(f"train.lr_decay must be one of {', '.join(LR_DECAYS)}, got {t.lr_decay!r}")
+    for name in ("lr_warmup", "lr_decay_start", "critic_start"):
+        if getattr(t, name) < 0:
+            raise FacefillError(f"train.{name} must be >= 0, got {getattr(t, name)}")
+    if not 0 < t.lr_warmup_factor <= 1 or not 0 <= t.lr_min_factor <= 1:
+        raise FacefillError(
+            f"train.lr_warmup_factor must be in (0, 1] and train.lr_min_factor in [0, 1], got "
+            f"{t.lr_warmup_factor} and {t.lr_min_factor}"
+        )
+    if not 0 <= t.ema_decay < 1:
+        raise FacefillError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {t.ema_decay}")
+
+
+def lr_shape(t, *, finetune: bool):
+    """The learning-rate factor as a function of the step, for
+    :class:`torch.optim.lr_scheduler.LambdaLR`.
+
+    Linear warm-up from ``lr_warmup_factor`` to 1 over ``lr_warmup`` steps; then ``lr_decay``
+    from ``max(lr_warmup, lr_decay_start)`` to ``lr_min_factor`` at ``iterations``; during
+    fine-tuning (``finetune=True``, the generator) ``finetune_lr / lr``. A plain function (not a
+    callable object, whose attributes LambdaLR would save and restore): the schedule always
+    follows the current config, and the scheduler's saved state is its step count.
+    """
+    warmup, warmup_factor = int(t.lr_warmup), float(t.lr_warmup_factor)
+    decay, min_factor = t.lr_decay, float(t.lr_min_factor)
+    decay_start, end = max(warmup, int(t.lr_decay_start)), int(t.iterations)
+    tune = float(t.finetune_lr) / float(t.lr) if finetune and t.lr > 0 else None
+
+    def factor(step: int) -> float:
+        if step >= end and tune is not None:
+            return tune
+        if step < warmup:
+            return warmup_factor + (1 - warmup_factor) * step / warmup
+        if decay == "none" or step < decay_start:
+            return 1.0
+        x = min(1.0, (step - decay_start) / max(1, end - decay_start))
+        shape = 0.5 * (1 + math.cos(math.pi * x)) if decay == "cosine" else 1 - x
+        return min_factor + (1 - min_factor) * shape
+
+    return factor
+
+
+def _jump(sched: torch.optim.lr_scheduler.LRScheduler, step: int) -> None:
+    """Put a scheduler at ``step``: its count and its optimiser's learning rates."""
+    sched.last_epoch = step - 1
+    with warnings.catch_warnings():  # "step() before optimizer.step()": deliberate here
+        warnings.simplefilter("ignore", UserWarning)
+        sched.step()
+
+
+def ema_with_warmup(decay: float):
+    """A ``multi_avg_fn`` for :class:`torch.optim.swa_utils.AveragedModel`: an exponential moving
+    average whose decay at update ``n`` is ``min(decay, (1 + n) / (10 + n))``, so the first
+    updates follow the weights closely instead of averaging in the random initialisation."""
+
+    @torch.no_grad()
+    def update(ema_params, params, num_averaged):
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(ema_params[0]):
+            torch._foreach_lerp_(ema_params, params, 1 - d)
+        else:  # integer buffers (BatchNorm's batch count): follow the model
+            for e, p in zip(ema_params, params):
+                e.copy_(p)
+
+    return update
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -144,10 +220,12 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         cuda = self.device.type == "cuda"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if cuda else None
-        if t.amp not in ("bf16", "fp16", "fp32"):
-            raise FacefillError(f"train.amp must be bf16, fp16 or fp32, got {t.amp!r}")
-        self.channels_last = t.channels_last and cuda
+        try:
+            self.amp_dtype = resolve_precision(t.amp, self.device)
+        except InputError as e:
+            raise FacefillError(f"train.amp: {e}") from None
+        self.channels_last = t.channels_last and self.device.type in ("cuda", "cpu")
+        _check_schedule(t)
 
         self._seed(t.seed)
         self._build_models()
@@ -159,12 +237,31 @@ class Trainer:
             if self.d_raw is not None
             else None
         )
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, lr_shape(t, finetune=True))
+        self.sched_d = (
+            torch.optim.lr_scheduler.LambdaLR(self.opt_d, lr_shape(t, finetune=False))
+            if self.opt_d is not None
+            else None
+        )
+        self.ema = None
+        if t.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel
+
+            self.ema = AveragedModel(self.g_raw, multi_avg_fn=ema_with_warmup(t.ema_decay), use_buffers=True)
+            self.ema.requires_grad_(False)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.step = 0
         self.nonfinite_total = 0
         self._nonfinite_run = 0
         if resume:
             self._resume()
+        elif t.init_weights:
+            self._init_from(t.init_weights)
+        if self.rank == 0:
+            log.info(
+                "precision %s%s on %s", precision_name(self.amp_dtype),
+                ", channels_last" if self.channels_last else "", self.device,
+            )
         if self.world > 1:
             ids = [self.device.index] if cuda else None
             self.g = DDP(self.g_raw, device_ids=ids)
@@ -207,8 +304,8 @@ class Trainer:
         def load_vgg() -> VGG16Features:
             if lc.vgg_weights == "random":
                 log.warning("loss.vgg_weights=random: VGG16 losses use random weights (tests only)")
-                return VGG16Features.random(seed=0).to(self.device)
-            return VGG16Features.from_pretrained(lc.vgg_weights).to(self.device)
+                return VGG16Features.random(seed=0).set_input_convention(lc.vgg_input).to(self.device)
+            return VGG16Features.from_pretrained(lc.vgg_weights).set_input_convention(lc.vgg_input).to(self.device)
 
         common = {k: getattr(lc, k) for k in ("adv", "perceptual", "style", "l1", "adv_kind", "resize")}
         clash = sorted(set(common) & set(lc.args))
@@ -216,6 +313,11 @@ class Trainer:
             raise FacefillError(f"loss.args repeats {clash}; set them as loss.<name> instead")
         self.recipe = create_recipe(lc.recipe, {**common, **lc.args}, load_vgg).to(self.device)
         self.recipe.check_models(self.g_raw, self.d_raw)
+        if self.cfg.train.critic_start > 0 and self.d_raw is not None and not self.recipe.critic_free_phase:
+            raise FacefillError(
+                f"train.critic_start: loss.recipe={lc.recipe} has no phase without its critic; "
+                "set train.critic_start=0"
+            )
 
     def _mask_source(self, seed: int, augment: bool):
         from .masks import MaskFolder, MaskGenerator
@@ -261,6 +363,9 @@ class Trainer:
             self.pairs, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
+            # Its own generator: making the iterator draws a base seed, which must not come
+            # from the global RNG that the recipe's random draws (DiffAugment) continue on a resume.
+            generator=torch.Generator().manual_seed(t.seed * 1_000_003 + self.step),
         )
         return iter(loader)
 
@@ -272,6 +377,9 @@ class Trainer:
             "discriminator": self.d_raw.state_dict() if self.d_raw is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+            "sched_g": self.sched_g.state_dict(),  # for the record: resume rebuilds it from the step
+            "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(),
             "nonfinite_total": self.nonfinite_total,
@@ -298,6 +406,17 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         if self.opt_d is not None:
             self.opt_d.load_state_dict(state["opt_d"])
+        # The learning rate at the resumed step comes from this config's schedule (which may
+        # run longer than the saved one's), not from the optimiser's saved value.
+        for sched in (self.sched_g, self.sched_d):
+            if sched is not None:
+                _jump(sched, int(state["step"]))
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            else:
+                log.warning("%s has no EMA; the EMA starts from the resumed weights", path)
+                self.ema.module.load_state_dict(self.g_raw.state_dict())
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
@@ -306,15 +425,38 @@ class Trainer:
         if self.rank == 0:
             log.info("resumed from %s at step %d", path, self.step)
 
+    def _init_from(self, path: str) -> None:
+        """Start the generator (and its EMA) from a facefill weights file of the same model."""
+        model, meta = ckpt.load_weights(path)
+        m = self.cfg.model
+        if meta.get("model") != m.generator:
+            raise FacefillError(
+                f"train.init_weights={path} holds a {meta.get('model')} generator, this config trains "
+                f"{m.generator}; give weights of the same model"
+            )
+        try:
+            self.g_raw.load_state_dict(model.state_dict())
+        except RuntimeError as e:
+            raise FacefillError(f"train.init_weights={path} does not fit this config's generator: {str(e).splitlines()[0]}") from None
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.g_raw.state_dict())
+        if self.rank == 0:
+            log.info("generator initialised from %s (trained %s steps)", path, meta.get("step", "?"))
+
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The generator whose weights are exported and validated: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else self.g_raw
+
     def save(self) -> None:
         if self.rank != 0:
             return
         t, m = self.cfg.train, self.cfg.model
         ckpt.save_training_state(self.out / "checkpoints", self.step, self.state_dict(), t.keep_last)
         ckpt.save_weights(
-            self.g_raw,
+            self.inference_model,
             self.out / f"{m.generator}_{m.preset}.safetensors",
-            extra={"step": self.step, "train_config": config_to_dict(self.cfg)},
+            extra={"step": self.step, "ema": t.ema_decay > 0, "train_config": config_to_dict(self.cfg)},
         )
 
     # -- the loop -------------------------------------------------------------------------
@@ -323,23 +465,23 @@ class Trainer:
         return self.cfg.train.iterations + self.cfg.train.finetune_iterations
 
     def _phase(self) -> None:
-        """Set train modes and learning rate for the current step (training or fine-tuning)."""
+        """Set train modes for the current step (the learning rate is the schedulers')."""
         t = self.cfg.train
         self.g.train()
         if self.d is not None:
             self.d.train()
         finetune = self.step >= t.iterations
-        lr = t.finetune_lr if finetune else t.lr
-        for group in self.opt_g.param_groups:
-            group["lr"] = lr
         if finetune:
             for bn in self.g_raw.encoder_batchnorms():
                 bn.eval()
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
+
+    @property
+    def critic_active(self) -> bool:
+        """Whether the critic trains and judges at the current step (``train.critic_start``)."""
+        return self.d is not None and self.step >= self.cfg.train.critic_start
 
     @contextmanager
     def _frozen_critic(self):
@@ -371,12 +513,13 @@ class Trainer:
             image = image.contiguous(memory_format=torch.channels_last)
             mask = mask.contiguous(memory_format=torch.channels_last)
         d_loss, d_terms = torch.zeros((), device=self.device), {}
+        judged = self.critic_active
         with self._autocast():
             parts = self.g(image, mask, return_parts=True)
-            if self.d is not None:
+            if judged:
                 d_loss, d_terms = self.recipe.critic_loss(self.d, image, mask, detach_parts(parts))
         with self._autocast(), self._frozen_critic() as critic:
-            total, terms = self.recipe.generator_loss(critic, image, mask, parts)
+            total, terms = self.recipe.generator_loss(critic if judged else None, image, mask, parts)
         self._last_batch = (image.detach(), mask.detach(), parts["output"].detach())
         if not self._all_finite(d_loss, total):
             if self.opt_d is not None:
@@ -399,14 +542,17 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.opt_g)
-        if self.opt_d is not None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.g_raw)
+        if self.opt_d is not None and judged:
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler.scale(d_loss).backward()
             self.scaler.step(self.opt_d)
         self.scaler.update()
         out = {k: float(v) for k, v in terms.items()}
         out["total"] = float(total.detach())
-        if self.opt_d is not None:
+        out["lr"] = self.opt_g.param_groups[0]["lr"]
+        if judged:
             out["d_loss"] = float(d_loss.detach())
             out.update({f"d_{k}": float(v) for k, v in d_terms.items()})
         return out
@@ -415,10 +561,13 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         if self.val_batch is None:
             return {}
-        self.g_raw.eval()
+        model = self.inference_model
+        was_training = model.training
+        model.eval()
         image, mask = (t.to(self.device) for t in self.val_batch)
-        out = torch.cat([self.g_raw(image[i : i + 8], mask[i : i + 8]) for i in range(0, len(image), 8)])
-        self.g_raw.train()
+        with self._autocast():
+            out = torch.cat([model(image[i : i + 8], mask[i : i + 8]) for i in range(0, len(image), 8)]).float()
+        model.train(was_training)
         self._val_out = (image, mask, out)
         return {"psnr": float(psnr(out, image).mean()), "ssim": float(ssim(out, image).mean())}
 
@@ -454,6 +603,9 @@ class Trainer:
                 image, mask = next(batches)
                 values = self.train_step(image, mask)
                 self.step += 1
+                for sched in (self.sched_g, self.sched_d):
+                    if sched is not None:  # the critic's too, idle before critic_start
+                        _jump(sched, self.step)
                 bar.update(1)
                 if values is not None:
                     last = values

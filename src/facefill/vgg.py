@@ -326,6 +326,8 @@ class VGG16Features(nn.Module):
             gain = torch.full((3,), 255.0)
         self.register_buffer("_mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_gain", gain.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_raw_mean", torch.tensor(_TORCHVISION_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_raw_std", torch.tensor(_TORCHVISION_STD).view(1, 3, 1, 1), persistent=False)
 
     @classmethod
     def from_pretrained(
@@ -355,8 +357,28 @@ class VGG16Features(nn.Module):
         """Ignored: the extractor always stays in eval mode."""
         return super().train(False)
 
+    #: What the network is fed: ``"imagenet"`` (its weights' own normalisation, the default) or
+    #: ``"raw"``: the [0, 1] image as if it were already normalised, as RFR-Net's official code
+    #: feeds torchvision's VGG16 (for torchvision weights the network sees ``x`` itself; for
+    #: caffe weights ``x * std + mean`` goes through their preprocessing, the same thing on the
+    #: calibrated scale). At the same loss weights raw input makes the perceptual and the style
+    #: term each about 15x smaller (measured on a face crop: features scale with the input and
+    #: both terms are quadratic in them).
+    input_convention: str = "imagenet"
+    INPUT_CONVENTIONS = ("imagenet", "raw")
+
+    def set_input_convention(self, convention: str) -> VGG16Features:
+        if convention not in self.INPUT_CONVENTIONS:
+            raise InputError(f"vgg input must be one of {self.INPUT_CONVENTIONS}, got {convention!r}")
+        self.input_convention = convention
+        return self
+
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] (B, 3, H, W) -> the network's input in its weights' convention."""
+        if self.input_convention == "raw":
+            if self.preprocessing == "torchvision":
+                return x
+            x = x * self._raw_std + self._raw_mean  # undone by the caffe preprocessing below, up to calibration
         if self.preprocessing == "caffe":
             x = x.flip(1)
         return (x - self._mean) * self._gain

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..diffaug import diff_augment, parse_policy
 from ..losses import PAPER_WEIGHTS, GeneratorLoss
 from .base import Recipe, given_settings, register_recipe
 
@@ -20,36 +21,49 @@ class APFIRecipe(Recipe):
     """``l1·L1 + perceptual·Lper + style·Lstyle + adv·Ladv`` on ``parts["output"]``.
 
     The critic scores real images and (detached) composites in one batch; its loss is
-    :meth:`facefill.losses.AdversarialLoss.discriminator_loss`. Weights default to
+    :meth:`facefill.losses.AdversarialLoss.discriminator_loss`. ``loss.args.critic_augment``
+    (for example ``translation,cutout``) passes everything the critic sees, in its update and
+    in the generator's adversarial term, through :func:`facefill.diffaug.diff_augment`. Weights default to
     :data:`facefill.losses.PAPER_WEIGHTS`. Also the recipe RFR-Net and APFI share in
     ``benchmarks/quality.py``'s first tables.
     """
 
     name = "apfi"
     uses_critic = True
+    critic_free_phase = True
 
-    def __init__(self, loss: GeneratorLoss) -> None:
+    def __init__(self, loss: GeneratorLoss, critic_augment: str | None = None) -> None:
         super().__init__()
         self.loss = loss
+        self.critic_augment = parse_policy(critic_augment)
         if loss.adv.weight <= 0:
             self.uses_critic = False
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> APFIRecipe:
-        config = given_settings(cls.name, loss, GeneratorLoss.CONFIG_KEYS)
+        config = given_settings(
+            cls.name, loss, (*GeneratorLoss.CONFIG_KEYS, "critic_augment"),
+            "critic_augment: DiffAugment policy for the critic's inputs, e.g. translation,cutout",
+        )
+        augment = config.pop("critic_augment", None)
         weights = {**PAPER_WEIGHTS, **{k: config[k] for k in PAPER_WEIGHTS if k in config}}
         vgg = load_vgg() if weights["perceptual"] > 0 or weights["style"] > 0 else None
-        return cls(GeneratorLoss(vgg, **config))
+        return cls(GeneratorLoss(vgg, **config), augment)
+
+    def _judge(self, critic, images):
+        return critic(diff_augment(images, self.critic_augment) if self.critic_augment else images).float()
 
     def critic_loss(self, critic, image, mask, parts):
-        scores = critic(torch.cat([image, parts["output"]])).float()
+        scores = self._judge(critic, torch.cat([image, parts["output"]]))
         d_loss = self.loss.adv.discriminator_loss(*scores.chunk(2))
         return d_loss, {}
 
     def generator_loss(self, critic, image, mask, parts):
+        """``critic=None`` (before ``train.critic_start``): the terms without the adversarial one."""
         fake = parts["output"]
-        scores = critic(fake).float() if critic is not None and self.loss.adv.weight > 0 else None
-        return self.loss(fake.float(), image, scores)
+        judged = critic is not None and self.loss.adv.weight > 0
+        scores = self._judge(critic, fake) if judged else None
+        return self.loss(fake.float(), image, scores, adversarial=judged)
 
     @property
     def weights(self) -> dict[str, float]:

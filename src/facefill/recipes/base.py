@@ -71,6 +71,9 @@ class Recipe(nn.Module):
 
     name: str = ""
     uses_critic: bool = True
+    #: Whether :meth:`generator_loss` takes ``critic=None`` while the recipe has a critic (the
+    #: reconstruction-only phase before ``train.critic_start``).
+    critic_free_phase: bool = False
 
     @classmethod
     def from_config(cls, loss: Mapping[str, Any], load_vgg: Callable[[], nn.Module]) -> Recipe:
