@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from facefill.augment import Augment
+from facefill.config import load_config
 from facefill.data import ImageFolderDataset
 from facefill.errors import InputError
 
@@ -104,7 +105,7 @@ def test_color_jitter_on_grey_is_the_brightness_factor():
     assert Augment(color=1.0).apply(bright_image, 0, 0, 0).dtype == np.uint8  # clipped, not wrapped
 
 
-def test_bad_amplitudes_are_refused():
+def test_bad_amplitudes_and_config_keys_are_refused():
     for kwargs, message in (
         ({"scale": -0.1}, "augment.scale must be in"),
         ({"shift": 0.6}, "augment.shift must be in"),
@@ -113,3 +114,11 @@ def test_bad_amplitudes_are_refused():
     ):
         with pytest.raises(InputError, match=message):
             Augment(**kwargs)
+    cfg = load_config(None, ["data.augment={scale: 0.1, color: 0.2}", "data.augment.shift=0.05"])
+    assert cfg.data.augment == Augment(scale=0.1, shift=0.05, color=0.2)
+    with pytest.raises(InputError, match="config key data.augment.shift: augment.shift must be in"):
+        load_config(None, ["data.augment.shift=0.9"])
+    with pytest.raises(InputError, match="unknown config key 'data.augment.zoom'.*data.augment.scale"):
+        load_config(None, ["data.augment.zoom=0.1"])
+    with pytest.raises(InputError, match="data.augment takes a mapping"):
+        load_config(None, ["data.augment=0.1"])
