@@ -93,6 +93,8 @@ def test_holdout_per_folder_and_the_validation_images(roots):
     val = validation_set(roots, 8, val_split="test", **kw)
     assert rest.counts == {str(roots[0]): 3, str(roots[1]): 1}
     assert val.counts == {str(roots[0]): 2, str(roots[1]): 2}
+    assert f"{roots[0]}: 3 of train (2 held out, holdout_seed 3)" in rest.describe()
+    assert f"{roots[1]}: 2 held out of train (holdout_seed 3)" in val.describe()
     for k, root in enumerate(roots):
         train_ids = ImageFolderDataset(root, 8, split="train").ids
         want_rest, want_held = carve_holdout(train_ids, 2, seed=3)

@@ -82,15 +82,16 @@ class MultiRootDataset(torch.utils.data.Dataset):
         return {str(ds.root): len(ds) for ds in self.datasets}
 
     def describe(self) -> str:
-        """One line for logs, e.g. ``"850 images (/data/a: 800 of train, /data/b: 50 of train
-        held out by holdout 50, holdout_seed 0)"``."""
+        """One line for logs, e.g. ``"850 images (/data/a: 786 of train (64 held out,
+        holdout_seed 0); /data/b: 64 held out of train (holdout_seed 0))"``."""
 
         def part(ds: ImageFolderDataset) -> str:
-            text = f"{ds.root}: {len(ds)} of {ds.split or 'all images'}"
-            if ds.holdout:
-                text += f" {'held out by' if ds.part == 'holdout' else 'left by'} holdout {ds.holdout}"
-                text += f", holdout_seed {ds.holdout_seed}"
-            return text
+            split = ds.split or "all images"
+            if not ds.holdout:
+                return f"{ds.root}: {len(ds)} of {split}"
+            if ds.part == "holdout":
+                return f"{ds.root}: {len(ds)} held out of {split} (holdout_seed {ds.holdout_seed})"
+            return f"{ds.root}: {len(ds)} of {split} ({ds.holdout} held out, holdout_seed {ds.holdout_seed})"
 
         return f"{len(self)} images ({'; '.join(part(ds) for ds in self.datasets)})"
 
