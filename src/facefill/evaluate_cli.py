@@ -93,7 +93,8 @@ def evaluate_cmd(
 
     A training run's held-out validation images: --split train --holdout N.
     """
-    from .evaluate import TABLE_LEGEND, evaluate, evaluate_sets, parse_cycles
+    from .evaluate import evaluate, evaluate_sets, parse_cycles
+    from .evaluate_report import TABLE_LEGEND
 
     try:
         parsed_cycles = parse_cycles(cycles) if cycles is not None else None
@@ -134,7 +135,7 @@ def evaluate_cmd(
 
 
 def _print_result(result: dict, folder: Path, name: Optional[str]) -> None:
-    from .evaluate import result_table
+    from .evaluate_report import result_table
 
     model = result["model"]
     held = result["data"].get("holdout")
