@@ -6,3 +6,13 @@ def square_mask(size: int, top: int, left: int, side: int, batch: int = 1) -> to
     m = torch.zeros(batch, 1, size, size)
     m[..., top : top + side, left : left + side] = 1.0
     return m
+
+
+def assert_same_samples(a, b, epochs: int) -> None:
+    """Datasets ``a`` and ``b`` serve identical tensors, item by item, in each of ``epochs`` epochs."""
+    assert len(a) == len(b)
+    for epoch in range(epochs):
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        for i in range(len(a)):
+            assert torch.equal(a[i], b[i]), (epoch, i)

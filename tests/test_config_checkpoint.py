@@ -5,7 +5,7 @@ import torch
 
 from facefill import InputError, create_model
 from facefill.checkpoint import CheckpointError, load_weights, save_weights
-from facefill.config import config_to_dict, load_config
+from facefill.config import config_from_dict, config_to_dict, load_config
 from facefill.metrics import MAX_PSNR, l1_error, psnr, ssim
 
 
@@ -29,6 +29,24 @@ def test_config_overrides_types_and_unknown_keys(tmp_path):
     path.write_text("data:\n  rooot: x\n")
     with pytest.raises(InputError, match="data.rooot"):
         load_config(path)
+
+
+def test_data_root_takes_one_folder_or_a_list(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  root: [faces, /abs/other]\n  holdout: 8\n  holdout_seed: 2\n")
+    cfg = load_config(path)
+    assert cfg.data.root == [str(tmp_path / "faces"), "/abs/other"] and cfg.data.roots == cfg.data.root
+    assert (cfg.data.holdout, cfg.data.holdout_seed) == (8, 2)
+    again = config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))  # as saved with a checkpoint
+    assert again.data == cfg.data
+    cfg = load_config(path, ["data.root=[x, 'y z']"])
+    assert cfg.data.root == ["x", "y z"]
+    cfg = load_config(path, ["data.root=/data/celeba"])  # a plain string stays a string
+    assert cfg.data.root == "/data/celeba" and cfg.data.roots == ["/data/celeba"]
+    assert load_config(None).data.roots == []
+    for bad in ("data.root=[]", "data.root=[1, 2]", "data.root=[a"):
+        with pytest.raises(InputError, match="config key data.root"):
+            load_config(None, [bad])
 
 
 def test_weights_round_trip_and_refusals(tmp_path):

@@ -19,6 +19,7 @@ from facefill.data import (
     DatasetError,
     ImageFolderDataset,
     ImageReadError,
+    carve_holdout,
     center_crop_resize,
     face_box_crop,
     flip_decision,
@@ -264,6 +265,57 @@ def test_flips_depend_only_on_seed_epoch_index(tmp_path):
     assert [flip_decision(1, 0, i) for i in range(1000)] != coins[:1000]  # seeds differ
     with pytest.raises(InputError):
         ds.set_epoch(-1)
+
+
+# --- holdout ----------------------------------------------------------------------------------
+
+
+def test_carve_holdout_is_a_fixed_disjoint_seeded_part():
+    ids = [f"img{i:03d}" for i in range(200)]
+    rest, held = carve_holdout(ids, 20, seed=0)
+    assert len(held) == 20 and len(rest) == 180
+    assert not set(rest) & set(held) and set(rest) | set(held) == set(ids)
+    assert rest == [i for i in ids if i in set(rest)] and held == [i for i in ids if i in set(held)]  # list order
+    assert carve_holdout(ids, 20, seed=0) == (rest, held)  # the same on every call
+    assert carve_holdout(ids, 20, seed=1)[1] != held  # the seed matters
+    # Not a prefix or a stride of the list, and independent of the list's order.
+    assert held != ids[:20] and held != ids[::10]
+    shuffled = list(np.random.default_rng(5).permutation(ids))
+    assert set(carve_holdout(shuffled, 20, seed=0)[1]) == set(held)
+    # Growing the list displaces at most as many held ids as were added.
+    grown = carve_holdout(ids + ["new0", "new1"], 20, seed=0)[1]
+    assert len(set(grown) - set(held)) <= 2
+    assert carve_holdout(ids, 0, seed=0) == (ids, [])
+    with pytest.raises(InputError, match="holdout 201 exceeds the 200 ids"):
+        carve_holdout(ids, 201)
+    for bad in (-1, True, 1.5):
+        with pytest.raises(InputError, match="holdout must be a non-negative integer"):
+            carve_holdout(ids, bad)
+
+
+def test_dataset_holdout_parts_never_overlap_and_match_carve_holdout(tmp_path):
+    for i in range(12):
+        _save(_noise(8, 8, i), tmp_path / f"{i:02d}.png")
+    listed = [f"{i:02d}" for i in range(10)]
+    (tmp_path / "train.txt").write_text("\n".join(reversed(listed)) + "\n")
+    rest = ImageFolderDataset(tmp_path, 8, split="train", holdout=3, holdout_seed=7)
+    held = ImageFolderDataset(tmp_path, 8, split="train", holdout=3, holdout_seed=7, part="holdout")
+    assert (rest.ids, held.ids) == carve_holdout(list(reversed(listed)), 3, seed=7)
+    assert len(held) == 3 and len(rest) == 7
+    assert not set(rest.ids) & set(held.ids) and set(rest.ids) | set(held.ids) == set(listed)
+    again = ImageFolderDataset(tmp_path, 8, split="train", holdout=3, holdout_seed=7, part="holdout")
+    assert again.ids == held.ids and torch.equal(again[0], held[0])
+    # Carving happens before verify: an unreadable held-out image is dropped, not replaced by
+    # another one, so the held-out set never includes an image training uses.
+    (tmp_path / f"{held.ids[0]}.png").write_bytes(b"garbage")
+    verified = ImageFolderDataset(tmp_path, 8, split="train", holdout=3, holdout_seed=7, part="holdout", verify=True)
+    assert verified.ids == held.ids[1:] and verified.num_skipped == 1
+    with pytest.raises(DatasetError, match=r"train.txt\): holdout 10 must be less than its 10 images"):
+        ImageFolderDataset(tmp_path, 8, split="train", holdout=10)
+    with pytest.raises(InputError, match="part='holdout' needs holdout > 0"):
+        ImageFolderDataset(tmp_path, 8, split="train", part="holdout")
+    with pytest.raises(InputError, match="part must be"):
+        ImageFolderDataset(tmp_path, 8, split="train", holdout=2, part="train")
 
 
 @pytest.mark.skipif(not FACES128.is_dir(), reason="faces128 not present")

@@ -12,15 +12,18 @@ from typer.testing import CliRunner
 from facefill import create_model
 from facefill.checkpoint import CheckpointError, save_weights
 from facefill.cli import app
-from facefill.data import DatasetError
+from facefill.data import DatasetError, ImageFolderDataset, carve_holdout
 from facefill.evaluate import (
     PAPER_BINS,
     EvaluationError,
     evaluate,
+    evaluate_sets,
     optional_metric_status,
     pair_masks,
     parse_cycles,
+    set_names,
 )
+from facefill.multiroot import validation_set
 from facefill.masks import ManifestError, generate_binned_masks, load_manifest, read_mask
 
 runner = CliRunner()
@@ -207,6 +210,83 @@ def test_generator_output_is_checked(setup):
         evaluate(lambda image, mask: image[:, :1], setup["data"], setup["masks"])
 
 
+def _has_square(hole: np.ndarray, side: int = 8) -> bool:
+    h, w = hole.shape
+    return any(hole[y : y + side, x : x + side].all() for y in range(h - side + 1) for x in range(w - side + 1))
+
+
+def test_hole_gradient_and_saturated_blocks_per_bin(tmp_path, setup):
+    # Identity fill: the composite is the ground truth, so grad == grad_gt, ratio exactly 1.
+    same = evaluate(lambda image, mask: image, setup["data"], setup["masks"], out_dir=tmp_path / "same")
+    for row in same["bins"].values():
+        assert row["grad"] == row["grad_gt"] > 0 and row["grad_ratio"] == 1.0 and row["saturated"] == 0
+    # A white fill on grey faces: flat, so grad_gt is 0 and the ratio undefined (null, "–", "");
+    # every image whose hole holds an 8x8 square counts as saturated.
+    data = _images(tmp_path / "grey", 3, SIZE, value=100)
+    white = evaluate(lambda image, mask: torch.ones_like(image), data, setup["masks"], out_dir=tmp_path / "w")
+    entries = load_manifest(setup["masks"])
+    for b, row in white["bins"].items():
+        files = sorted((e for e in entries if e["bin"] == b), key=lambda e: e["path"])
+        holes = [read_mask(files[k]["file"], SIZE)[0].numpy() > 0.5 for k in pair_masks(3, len(files))]
+        assert row["saturated"] == sum(_has_square(h) for h in holes)
+        assert row["grad_gt"] == 0 and row["grad_ratio"] is None and row["grad"] > 0
+    assert sum(row["saturated"] for row in white["bins"].values()) > 0
+    saved = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert saved["bins"] == white["bins"]
+    md = (tmp_path / "w" / "metrics.md").read_text()
+    assert "| grad | grad GT | grad ratio | sat. |" in md and "| – |" in md and "Sobel" in md
+    csv_rows = (tmp_path / "w" / "metrics.csv").read_text().splitlines()
+    assert csv_rows[0].endswith("hole_ratio,grad,grad_gt,grad_ratio,saturated")
+    assert csv_rows[1].split(",")[-2] == ""  # grad_ratio undefined
+
+
+def test_holdout_evaluates_exactly_the_trainers_validation_images(tmp_path, setup):
+    data = _images(tmp_path / "d", 8, SIZE, seed=4)
+    (data / "train.txt").write_text("".join(f"{i:03d}\n" for i in range(7)))
+    seen = []
+
+    def record(image, mask):
+        seen.append(image.clone())
+        return image
+
+    result = evaluate(record, data, setup["masks"], split="train", holdout=3, holdout_seed=5, bins="0.1-0.2")
+    assert result["data"]["holdout"] == {"count": 3, "seed": 5, "part": "holdout", "of_split": "train"}
+    assert result["data"]["images"] == 3 and "held out of train" in result["notes"][0]
+    held = carve_holdout([f"{i:03d}" for i in range(7)], 3, seed=5)[1]
+    assert ImageFolderDataset(data, SIZE, split="train", holdout=3, holdout_seed=5, part="holdout").ids == held
+    val = validation_set(data, SIZE, split="train", holdout=3, holdout_seed=5)
+    assert torch.equal(torch.cat(seen), torch.stack([val[i] for i in range(3)]))
+    assert evaluate(record, data, setup["masks"], split="train", bins="0.1-0.2")["data"]["holdout"] is None
+    with pytest.raises(DatasetError, match="holdout 7 must be less than its 7 images"):
+        evaluate(record, data, setup["masks"], split="train", holdout=7)
+
+
+def test_set_names_are_folder_names_disambiguated_by_the_parent(tmp_path):
+    a, b, c = tmp_path / "x" / "faces", tmp_path / "y" / "faces", tmp_path / "celeba"
+    assert set_names([c, a]) == ["celeba", "faces"]
+    assert set_names([a, b, c]) == ["x_faces", "y_faces", "celeba"]
+    with pytest.raises(EvaluationError, match="given twice"):
+        set_names([a, tmp_path / "x" / ".." / "x" / "faces"])
+    with pytest.raises(EvaluationError, match="would both be written to <out>/x_faces"):
+        set_names([a, b, tmp_path / "z" / "x_faces"])
+
+
+def test_several_sets_are_evaluated_each_on_its_own(tmp_path, setup):
+    other = _images(tmp_path / "sets" / "other", 2, SIZE, seed=9)
+    out = tmp_path / "out"
+    results = evaluate_sets(setup["weights"], [setup["data"], other], setup["masks"], out, batch_size=2, grid_count=1)
+    assert list(results) == ["data", "other"]
+    alone = evaluate(setup["weights"], other, setup["masks"], batch_size=2, grid_count=1)
+    assert results["other"]["bins"] == alone["bins"] and results["data"]["data"]["images"] == 3
+    for name in ("data", "other"):
+        assert json.loads((out / name / "metrics.json").read_text())["bins"] == results[name]["bins"]
+    assert json.loads((out / "sets.json").read_text())["sets"] == {"data": str(setup["data"]), "other": str(other)}
+    # a missing folder is found before anything is written
+    with pytest.raises(DatasetError, match="nope"):
+        evaluate_sets(setup["weights"], [setup["data"], tmp_path / "nope"], setup["masks"], tmp_path / "o2")
+    assert not (tmp_path / "o2").exists()
+
+
 # ----------------------------------------------------------------- the command
 
 
@@ -237,6 +317,32 @@ def test_cli_writes_tables_json_and_sample_grids(tmp_path, setup):
     assert set(np.unique(mask_tile)) <= {0, 255} and mask_tile.max() == 255
     truth = np.asarray(Image.open(setup["data"] / "004.png").convert("RGB"))
     assert np.array_equal(grid[:SIZE, 3 * (SIZE + 2) :], truth)
+
+
+def test_cli_evaluates_several_sets_and_a_holdout(tmp_path, setup):
+    other = _images(tmp_path / "x" / "data", 2, SIZE, seed=9)  # the same folder name as setup's
+    (other / "train.txt").write_text("000\n001\n")
+    out = tmp_path / "out"
+    common = ["--weights", str(setup["weights"]), "--masks", str(setup["masks"]), "--samples", "0", "--bins", "0.1-0.2"]
+    result = runner.invoke(app, ["evaluate", *common, "--data", str(setup["data"]), "--data", str(other), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 3 and "sets.json" in names and all(n.endswith("_data") for n in names if n != "sets.json")
+    for name in names:
+        if name != "sets.json":
+            assert f"{name}: apfi (small)" in result.output  # one table per set
+            assert (out / name / "metrics.csv").is_file()
+    assert result.output.count("PSNR") == 2 and result.output.count("Sobel") == 1  # legend once
+    held = runner.invoke(app, [
+        "evaluate", *common, "--data", str(other), "--split", "train", "--holdout", "1", "--out", str(tmp_path / "h"),
+    ])
+    assert held.exit_code == 0, held.output
+    assert "1 images at 32x32 (held out of train)" in held.output
+    metrics = json.loads((tmp_path / "h" / "metrics.json").read_text())
+    assert metrics["data"]["holdout"]["count"] == 1 and metrics["data"]["images"] == 1
+    twice = runner.invoke(app, ["evaluate", *common, "--data", str(other), "--data", str(other), "--out", str(tmp_path / "t")])
+    assert twice.exit_code == 2 and twice.output.strip().splitlines() == [f"error: test set {other} is given twice"]
+    assert not (tmp_path / "t").exists()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from facefill import checkpoint as ckpt
@@ -178,6 +179,31 @@ def test_validation_logs_psnr_ssim_and_images(faces, tmp_path):
     val = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines() if '"val"' in r]
     assert val and 0 < val[0]["ssim"] <= 1 and val[0]["psnr"] > 5
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_several_roots_with_holdout_and_augmentation(faces, tmp_path):
+    from facefill.multiroot import validation_set
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(6):  # the same faces, mirrored, under other names
+        Image.open(faces / f"f{i:02d}.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other / f"o{i}.png")
+    (other / "train.txt").write_text("".join(f"o{i}\n" for i in range(6)))
+    cfg = tiny(faces, f"data.root=[{faces}, {other}]", "data.holdout=2", "data.holdout_seed=1",
+               "data.val_count=3", "data.augment={scale: 0.1, shift: 0.1, color: 0.1}")
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.data_counts == {str(faces): 8, str(other): 4}
+    images = trainer.pairs.images
+    val = validation_set([faces, other], 32, split="train", holdout=2, holdout_seed=1)
+    for k in range(2):
+        assert not set(images.datasets[k].ids) & set(val.datasets[k].ids)
+        assert len(val.datasets[k]) == 2
+    # the validation batch: held-out images, unaugmented, alternating between the folders
+    want = torch.stack([val.datasets[0][0], val.datasets[1][0], val.datasets[0][1]])
+    assert torch.equal(trainer.val_batch[0], want)
+    image, mask = next(trainer._loader())
+    assert image.shape == (4, 3, 32, 32) and 0 <= image.min() and image.max() <= 1
+    assert images.datasets[0].augment is not None  # the config's augmentation reaches the data
 
 
 def test_full_disk_leaves_previous_checkpoint_intact(faces, tmp_path, monkeypatch):

@@ -1,8 +1,10 @@
 """Typed training configuration: dataclasses, loadable from YAML, overridable by ``key=value``.
 
 A config file holds sections (``model``, ``data``, ``masks``, ``loss``, ``train``) whose keys
-are the fields below; ``--set train.batch_size=4`` overrides one. Unknown sections or keys
-are refused with the list of valid ones. The resolved config is saved with every checkpoint.
+are the fields below; ``--set train.batch_size=4`` overrides one. A key whose value is itself a
+group of settings (``data.augment``) takes a mapping (``--set data.augment={scale: 0.1}``) or one
+setting at a time (``--set data.augment.scale=0.1``). Unknown sections or keys are refused with
+the list of valid ones. The resolved config is saved with every checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .augment import Augment
 from .errors import InputError
 
 __all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_from_dict"]
@@ -32,13 +35,33 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    root: str = ""
+    """Training images. ``root`` is one folder or a list of folders (YAML list; on the command
+    line ``data.root=[a,b]``), each with its own ``train.txt`` / ``test.txt``.
+
+    Validation: with ``holdout > 0``, that many images per folder are carved out of ``split``
+    (:func:`facefill.data.carve_holdout`, seeded by ``holdout_seed``, not by ``train.seed``);
+    training uses the rest and validation the held-out ones, interleaved across folders,
+    instead of ``val_split``. ``facefill evaluate --split train --holdout N`` evaluates on
+    exactly those images.
+    """
+
+    root: str | list[str] = ""
     size: int = 256
     split: str | None = "train"  # uses root/train.txt when present
     val_split: str | None = "test"
     val_count: int = 16  # fixed validation subset
+    holdout: int = 0  # per folder, images of `split` kept out of training for validation
+    holdout_seed: int = 0
     flip: bool = True
+    augment: Augment = field(default_factory=Augment)  # scale / shift / color, all 0: off
     workers: int = 2
+
+    @property
+    def roots(self) -> list[str]:
+        """``root`` as a list of folders (empty when unset)."""
+        if isinstance(self.root, str):
+            return [self.root] if self.root else []
+        return list(self.root)
 
 
 @dataclass
@@ -132,6 +155,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if optional:
             return None
         raise InputError(f"config key {key} may not be null")
+    if list[str] in members:
+        return _path_or_paths(value, key)
     if isinstance(value, str) and base is not str:  # a command-line value: parse as YAML
         value = yaml.safe_load(value)
     try:
@@ -161,8 +186,53 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     raise InputError(f"config key {key}: cannot read {value!r} as {annotation}")
 
 
+def _path_or_paths(value: Any, key: str) -> str | list[str]:
+    """A folder (a string) or a list of folders; a command-line ``[a, b]`` is read as YAML."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise InputError(f"config key {key}: cannot read {value!r} as a YAML list of folders") from None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise InputError(
+        f"config key {key}: expected a folder or a non-empty list of folders (quote names YAML "
+        f"would read as numbers), got {value!r}"
+    )
+
+
+def _set_group(group: Any, sub: str, value: Any, key: str) -> Any:
+    """A copy of the settings dataclass ``group`` with ``sub`` (or, without one, every key of
+    the mapping ``value``) replaced."""
+    hints = get_type_hints(type(group))
+    if not sub:
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                value = None
+        if not isinstance(value, dict):
+            raise InputError(f"config key {key} takes a mapping such as {{{', '.join(f'{k}: ...' for k in hints)}}}")
+        for name, v in value.items():
+            group = _set_group(group, str(name), v, f"{key}.{name}")
+        return group
+    if sub not in hints:
+        prefix = key.rpartition(".")[0]
+        raise InputError(
+            f"unknown config key {key!r}; valid keys in {prefix}: {', '.join(f'{prefix}.{k}' for k in hints)}"
+        )
+    coerced = _coerce(value, hints[sub], key)
+    try:
+        return dataclasses.replace(group, **{sub: coerced})
+    except InputError as e:  # the group's own check of the value
+        raise InputError(f"config key {key}: {e}") from None
+
+
 def _set(cfg: TrainConfig, key: str, value: Any) -> None:
     section_name, _, name = key.partition(".")
+    name, _, sub = name.partition(".")
     sections = {f.name for f in dataclasses.fields(TrainConfig)}
     if section_name not in sections or not name:
         raise InputError(
@@ -176,7 +246,12 @@ def _set(cfg: TrainConfig, key: str, value: Any) -> None:
             f"unknown config key {key!r}; valid keys in {section_name}: "
             f"{', '.join(f'{section_name}.{k}' for k in hints)}"
         )
-    setattr(section, name, _coerce(value, hints[name], key))
+    if dataclasses.is_dataclass(hints[name]):
+        setattr(section, name, _set_group(getattr(section, name), sub, value, key))
+    elif sub:
+        raise InputError(f"unknown config key {key!r}: {section_name}.{name} has no sub-keys")
+    else:
+        setattr(section, name, _coerce(value, hints[name], key))
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -210,8 +285,8 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config (or start from the defaults when ``path`` is None), then overrides.
 
-    Relative ``data.root`` / ``masks.root`` / ``loss.vgg_weights`` paths in a file are
-    resolved against the file's folder.
+    Relative ``data.root`` (each folder of a list) / ``masks.root`` / ``loss.vgg_weights``
+    paths in a file are resolved against the file's folder.
     """
     cfg = TrainConfig()
     if path is not None:
@@ -224,8 +299,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)
         base = path.resolve().parent
+
+        def resolve(value: str | None) -> str | None:
+            if value and value != "random" and not Path(value).is_absolute():
+                return str((base / value).resolve())
+            return value
+
         for section, key in (("data", "root"), ("masks", "root"), ("loss", "vgg_weights"), ("train", "init_weights")):
             value = getattr(getattr(cfg, section), key)
-            if value and value != "random" and not Path(value).is_absolute():
-                setattr(getattr(cfg, section), key, str((base / value).resolve()))
+            value = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+            setattr(getattr(cfg, section), key, value)
     return apply_overrides(cfg, overrides or [])

@@ -8,13 +8,16 @@ Three parts:
   (alpha, palette, 16-bit, CMYK, EXIF rotation).
 - :class:`ImageFolderDataset` serves a folder tree of images, optionally restricted to the ids
   listed in ``<root>/train.txt`` or ``<root>/test.txt``, at a fixed square size, with a
-  horizontal flip that is a pure function of (seed, epoch, index).
+  horizontal flip and augmentation (:mod:`facefill.augment`) that are pure functions of
+  (seed, epoch, index). :func:`carve_holdout` takes a seeded, fixed part of a split out for
+  validation; the dataset serves either part.
 - :func:`prepare_celeba` turns a CelebA download into such a folder: square face crops at
   ``size`` x ``size`` saved as PNG (or JPEG), ``train.txt`` / ``test.txt`` and ``prepare.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .augment import Augment
 from .errors import FacefillError, InputError
 
 logger = logging.getLogger("facefill.data")
@@ -250,6 +254,41 @@ def read_id_list(path: PathLike) -> list[str]:
     return ids
 
 
+def carve_holdout(ids: Sequence[str], count: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Split ``ids`` into ``(rest, held)``: ``count`` of them held out, the others kept.
+
+    The rule: rank the ids by the sha256 of ``"<seed>:<id>"`` (a seeded permutation that depends
+    on the ids themselves, not on their order in the list; equal ids are ranked by position) and
+    hold out the first ``count``. Both parts keep the order of ``ids``; they never overlap and
+    together are ``ids``. The same ids and seed give the same parts on every call, machine and
+    Python version, and adding or removing other ids moves at most the ids displaced from (or
+    into) the first ``count`` ranks.
+
+    >>> carve_holdout(["a", "b", "c", "d"], 1, seed=0)
+    (['a', 'b', 'c'], ['d'])
+    """
+    held = _held_positions(ids, count, seed)
+    rest = [v for i, v in enumerate(ids) if i not in held]
+    return rest, [v for i, v in enumerate(ids) if i in held]
+
+
+def _check_holdout(count: object, seed: object) -> None:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise InputError(f"holdout must be a non-negative integer, got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"holdout_seed must be an integer, got {seed!r}")
+
+
+def _held_positions(ids: Sequence[str], count: int, seed: int) -> set[int]:
+    _check_holdout(count, seed)
+    if count > len(ids):
+        raise InputError(f"holdout {count} exceeds the {len(ids)} ids to carve it from")
+    rank = sorted(
+        range(len(ids)), key=lambda i: (hashlib.sha256(f"{int(seed)}:{ids[i]}".encode()).digest(), i)
+    )
+    return set(rank[: int(count)])
+
+
 class ImageFolderDataset(torch.utils.data.Dataset):
     """Square face images from a folder tree, as float32 tensors (3, size, size) in [0, 1].
 
@@ -263,6 +302,13 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     file, matches several, or appears twice is an error, so a benchmark never silently runs
     on a different set. ``split=None`` uses every image.
 
+    Holdout: with ``holdout=k`` the split's ids are divided by :func:`carve_holdout` (``k`` ids,
+    ``holdout_seed``) and ``part="rest"`` serves the others (for training), ``part="holdout"``
+    the ``k`` held out (for validation and ``facefill evaluate --holdout k``), both in list
+    order. The carving sees the whole split list, before ``verify`` drops unreadable files, so
+    the held-out ids are the same with and without ``verify``. ``k`` must be smaller than the
+    split.
+
     Geometry: non-square images are centre-cropped to a square of their shorter side, then
     resized to ``size`` with LANCZOS (``reducing_gap=3``); see :func:`center_crop_resize`.
 
@@ -272,6 +318,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     a resume. Call :meth:`set_epoch` before iterating each epoch. (DataLoader workers copy
     the dataset when they start, so with ``persistent_workers=True`` the epoch they see is the
     one set when they were created.)
+
+    Augmentation: ``augment`` (an :class:`~facefill.augment.Augment`) zooms, shifts and
+    jitters colours after the flip, drawn from the same (seed, epoch, index); ``None`` or all
+    amplitudes 0 leave the image untouched.
 
     Unreadable images: by default files are not decoded up front (decoding 200k images takes
     minutes). An image that fails to decode in ``__getitem__`` is replaced by the next readable
@@ -292,6 +342,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         seed: int = 0,
         *,
         verify: bool = False,
+        holdout: int = 0,
+        holdout_seed: int = 0,
+        part: str = "rest",
+        augment: Optional[Augment] = None,
     ) -> None:
         _check_positive_int(size, "size")
         if split is not None and (
@@ -300,24 +354,48 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             raise InputError(f"split must be None or a list name such as 'train' or 'test', got {split!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise InputError(f"seed must be an integer, got {seed!r}")
+        _check_holdout(holdout, holdout_seed)
+        if part not in ("rest", "holdout"):
+            raise InputError(f"part must be 'rest' or 'holdout', got {part!r}")
+        if part == "holdout" and not holdout:
+            raise InputError("part='holdout' needs holdout > 0, the number of images held out")
+        if augment is not None and not isinstance(augment, Augment):
+            raise InputError(f"augment must be a facefill.augment.Augment or None, got {type(augment).__name__}")
         self.root = Path(root)
         self.size = int(size)
         self.split = split
         self.flip = bool(flip)
         self.seed = int(seed)
         self.epoch = 0
+        self.augment = augment if augment is not None and augment.enabled else None
         paths = scan_images(self.root)
         if split is not None:
             paths = self._select_split(paths, split)
+        self.holdout, self.holdout_seed, self.part = int(holdout), int(holdout_seed), part
+        if holdout:
+            paths = self._carve(paths)
         self.bad_paths: list[Path] = []
         if verify:
             paths = self._verify(paths)
         self.paths: list[Path] = paths
         self.ids: list[str] = [_image_id(p.relative_to(self.root).as_posix()) for p in paths]
         logger.info(
-            "%s%s: %d images%s", self.root, f" ({split})" if split else "", len(paths),
+            "%s%s: %d images%s%s", self.root, f" ({split})" if split else "", len(paths),
+            f", {part} of holdout {self.holdout}" if self.holdout else "",
             f", {len(self.bad_paths)} unreadable skipped" if self.bad_paths else "",
         )
+
+    def _carve(self, paths: list[Path]) -> list[Path]:
+        if self.holdout >= len(paths):
+            where = f"{self.root}" + (f" ({self.split}.txt)" if self.split else "")
+            raise DatasetError(
+                f"{where}: holdout {self.holdout} must be less than its {len(paths)} images, "
+                f"so that some remain for training"
+            )
+        ids = [_image_id(p.relative_to(self.root).as_posix()) for p in paths]
+        held = _held_positions(ids, self.holdout, self.holdout_seed)
+        keep = self.part == "holdout"
+        return [p for i, p in enumerate(paths) if (i in held) == keep]
 
     def _select_split(self, paths: list[Path], split: str) -> list[Path]:
         list_file = self.root / f"{split}.txt"
@@ -401,17 +479,36 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return self.flip and flip_decision(self.seed, self.epoch, index)
 
     def __getitem__(self, index: int) -> torch.Tensor:
+        return self.get(index)
+
+    def get(self, index: int, *, key: Optional[int] = None) -> torch.Tensor:
+        """Item ``index`` with its flip and augmentation drawn for (seed, epoch, ``key``).
+
+        ``key`` defaults to ``index``; a dataset over several folders passes its global index
+        (see :class:`facefill.multiroot.MultiRootDataset`).
+        """
+        index = self._check_index(index)
+        a = self.load_array(index)
+        key = index if key is None else operator.index(key)
+        if self.flip and flip_decision(self.seed, self.epoch, key):
+            a = np.ascontiguousarray(a[:, ::-1])
+        if self.augment is not None:
+            a = self.augment.apply(a, self.seed, self.epoch, key)
+        return torch.from_numpy(a).permute(2, 0, 1).float().div_(255.0)
+
+    def load_array(self, index: int) -> np.ndarray:
+        """Item ``index`` decoded, cropped and resized: (size, size, 3) uint8, before the flip."""
+        img = self._load_with_fallback(self._check_index(index))
+        return np.array(center_crop_resize(img, self.size), dtype=np.uint8)
+
+    def _check_index(self, index: int) -> int:
         n = len(self.paths)
         index = operator.index(index)
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} images")
-        img = self._load_with_fallback(index)
-        a = np.array(center_crop_resize(img, self.size), dtype=np.uint8)
-        if self.is_flipped(index):
-            a = a[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+        return index
 
     def _load_with_fallback(self, index: int) -> Image.Image:
         n = len(self.paths)

@@ -6,7 +6,9 @@ so that every method is measured by the same code on the same image/mask pairs:
 - **Images**: the ``test`` split of an image folder (``<data>/test.txt``, see
   :class:`~facefill.data.ImageFolderDataset`), without flips, centre-cropped and resized to
   ``size`` (default: the shorter side of the first test image). Without a ``test.txt`` every image
-  is used and the result says so. Unreadable images are dropped up front and counted.
+  is used and the result says so. Unreadable images are dropped up front and counted. With
+  ``split="train", holdout=k`` the images are the ``k`` a training run with ``data.holdout=k``
+  validates on (:func:`~facefill.data.carve_holdout`), never the ones it trains on.
 - **Masks**: the bins of a manifest written by :func:`~facefill.masks.generate_binned_masks`; every
   file's sha256 is checked before anything runs. Each mask is resized to the image size and
   binarised after resizing (:func:`~facefill.masks.read_mask`).
@@ -16,7 +18,14 @@ so that every method is measured by the same code on the same image/mask pairs:
   so every method and every cycle count sees identical pairs.
 - **Metrics** (:mod:`facefill.metrics`): computed per image on the composite
   ``where(mask, output, image)`` (re-applied here, so a foreign method cannot leak into the
-  known pixels) against the ground truth, then averaged over the images of a bin.
+  known pixels) against the ground truth, then averaged over the images of a bin: PSNR, SSIM,
+  L1; ``grad`` / ``grad_gt``, the mean Sobel gradient of the luma in the hole of the composite
+  and of the ground truth, and ``grad_ratio`` = grad / grad_gt (below 1: a blurrier fill;
+  ``None`` when the ground truth is flat there); ``saturated``, the number of images whose
+  composite has a flat white or black block of at least 8x8 hole pixels that the ground truth
+  does not have.
+- **Several test sets**: :func:`evaluate_sets` runs :func:`evaluate` on each folder on its own
+  and writes each to ``<out>/<set name>/`` (:func:`set_names`).
 - **Cycle ablation** (paper Table 5): ``cycles=[1, 2, ..., 8]`` runs every count on the same pairs;
   ``metrics.json`` then holds ``{"cycles": {"1": {"bins": ...}, ...}}`` instead of ``"bins"``.
 
@@ -28,11 +37,9 @@ downloaded.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.util
 import inspect
-import io
 import json
 import logging
 import math
@@ -43,14 +50,14 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn as nn
-from PIL import Image
 
 from ._device import resolve_device
 from .checkpoint import atomic_write, load_weights, sha256_file
 from .data import ImageFolderDataset, load_image
 from .errors import FacefillError, InputError
+from .evaluate_report import file_names, grid_rows, write_outputs
 from .masks import DEFAULT_BINS, MANIFEST_NAME, bin_name, load_manifest, parse_bins, read_mask
-from .metrics import l1_error, psnr, ssim
+from .metrics import SATURATED_SIDE, hole_gradient, l1_error, psnr, saturated_blocks, ssim
 from .models import InpaintingGenerator, model_entry
 
 __all__ = [
@@ -58,9 +65,11 @@ __all__ = [
     "PAPER_BINS",
     "PAIRING_RULE",
     "evaluate",
+    "evaluate_sets",
     "optional_metric_status",
     "pair_masks",
     "parse_cycles",
+    "set_names",
 ]
 
 logger = logging.getLogger("facefill.evaluate")
@@ -75,6 +84,9 @@ PAIRING_RULE = (
     "image i (data order) gets mask i mod n of each bin (n masks in manifest-path order); "
     "fewer masks than images are reused cyclically"
 )
+
+# What evaluate() collects per image; per bin, "saturated" is a count, the rest means.
+_PER_IMAGE = ("psnr", "ssim", "l1", "grad", "grad_gt", "saturated", "hole_ratio")
 
 # Files the optional metrics need in torch's hub cache (torchvision's AlexNet for LPIPS,
 # torch-fidelity's Inception for FID); their presence is checked, they are never downloaded.
@@ -282,7 +294,10 @@ def _select_bins(entries: list[dict], bins: Any, manifest_path: str) -> dict[str
     return {b: sorted(available[b], key=lambda e: str(e["path"])) for b in names}
 
 
-def _open_dataset(data_root: PathLike, split: Optional[str], size: Optional[int]) -> tuple[ImageFolderDataset, dict, list[str]]:
+def _open_dataset(
+    data_root: PathLike, split: Optional[str], size: Optional[int], holdout: int = 0, holdout_seed: int = 0,
+    *, verify: bool = True,
+) -> tuple[ImageFolderDataset, dict, list[str]]:
     root = Path(data_root)
     notes: list[str] = []
     if split == "test" and root.is_dir() and not (root / "test.txt").is_file():
@@ -290,7 +305,10 @@ def _open_dataset(data_root: PathLike, split: Optional[str], size: Optional[int]
         notes.append(f"no test.txt in {root}: evaluated every image in the folder")
     # The size is only used when items are read, so the folder is scanned (and every image
     # decoded once, dropping unreadable ones) before the default size is known.
-    dataset = ImageFolderDataset(root, size or 1, split=split, flip=False, verify=True)
+    held = {"holdout": holdout, "holdout_seed": holdout_seed, "part": "holdout"} if holdout else {}
+    dataset = ImageFolderDataset(root, size or 1, split=split, flip=False, verify=verify, **held)
+    if not verify:
+        return dataset, {}, notes
     if size is None:
         w, h = load_image(dataset.paths[0]).size
         dataset.size = min(w, h)
@@ -303,7 +321,14 @@ def _open_dataset(data_root: PathLike, split: Optional[str], size: Optional[int]
         "images": len(dataset),
         "ids_sha256": hashlib.sha256(ids).hexdigest(),
         "skipped": dataset.num_skipped,
+        "holdout": None,
     }
+    if holdout:
+        info["holdout"] = {"count": holdout, "seed": holdout_seed, "part": "holdout", "of_split": split}
+        notes.append(
+            f"images: the {holdout} held out of {split or 'all images'} by holdout_seed {holdout_seed} "
+            f"(what a training run with data.holdout={holdout} validates on)"
+        )
     return dataset, info, notes
 
 
@@ -381,6 +406,8 @@ def evaluate(
     batch_size: int = 8,
     device: Any = None,
     split: Optional[str] = "test",
+    holdout: int = 0,
+    holdout_seed: int = 0,
     size: Optional[int] = None,
     grid_count: int = 4,
     lpips: bool = False,
@@ -406,6 +433,11 @@ def evaluate(
         device: ``"cpu"``, ``"cuda"``...; default: where a given module lives, else CUDA when
             available. A given module is never moved.
         split: the list file that selects the images (``test`` falls back to all images).
+        holdout, holdout_seed: when ``holdout > 0``, evaluate only the ``holdout`` images
+            :func:`~facefill.data.carve_holdout` takes out of ``split`` with ``holdout_seed``:
+            with ``split="train"``, the validation images of a training run with
+            ``data.holdout`` / ``data.holdout_seed`` set the same. ``data.holdout`` in the result
+            says so (``None`` otherwise).
         size: side the images are resized to; default the shorter side of the first image. Must
             be a multiple of the generator's ``stride``.
         grid_count: images (rows) in each sample grid: masked input | mask | output | truth.
@@ -414,7 +446,8 @@ def evaluate(
         progress: called as ``progress(done_images, total_images)`` after each batch.
 
     Returns:
-        The dict written as ``metrics.json``: ``bins`` (``{name: {psnr, ssim, l1, n, hole_ratio}}``)
+        The dict written as ``metrics.json``: ``bins`` (``{name: {psnr, ssim, l1, grad, grad_gt,
+        grad_ratio, saturated, n, hole_ratio}}``)
         or, for a list of cycles, ``cycles: {"N": {"bins": ...}}``; plus ``model``, ``data``,
         ``manifest``, ``pairing``, ``size``, ``batch_size``, ``device``, ``notes``, ``skipped``
         and ``files``. Same inputs, same device, same batch size: same numbers.
@@ -437,7 +470,7 @@ def evaluate(
     cycle_list = _check_cycles(cycles, generator, model_info["name"])
     entries, manifest_info = _manifest_info(manifest)
     masks_by_bin = _select_bins(entries, bins, manifest_info["path"])
-    dataset, data_info, notes = _open_dataset(data_root, split, size)
+    dataset, data_info, notes = _open_dataset(data_root, split, size, holdout, holdout_seed)
     side, stride = dataset.size, model_info["stride"]
     if side % stride:
         fit = max(stride, side // stride * stride)
@@ -451,7 +484,7 @@ def evaluate(
     n = len(dataset)
     pairs = {b: pair_masks(n, len(files)) for b, files in masks_by_bin.items()}
     keys = [(c, b) for c in cycle_list for b in masks_by_bin]
-    values: dict[tuple, dict[str, list[float]]] = {k: {"psnr": [], "ssim": [], "l1": [], "hole_ratio": []} for k in keys}
+    values: dict[tuple, dict[str, list[float]]] = {k: {m: [] for m in _PER_IMAGE} for k in keys}
     samples: dict[tuple, list[torch.Tensor]] = {k: [] for k in keys}
 
     module = generator if isinstance(generator, nn.Module) else None
@@ -472,11 +505,14 @@ def evaluate(
                         acc["psnr"] += psnr(out, image).double().cpu().tolist()
                         acc["ssim"] += ssim(out, image).double().cpu().tolist()
                         acc["l1"] += l1_error(out, image).double().cpu().tolist()
+                        acc["grad"] += hole_gradient(out, mask).double().cpu().tolist()
+                        acc["grad_gt"] += hole_gradient(image, mask).double().cpu().tolist()
+                        acc["saturated"] += saturated_blocks(out, image, mask).cpu().tolist()
                         acc["hole_ratio"] += ratio
                         extra.update((c, b), out, image)
                         take = max(0, min(grid_count - start, len(index)))
                         if take:
-                            samples[(c, b)].append(_grid_rows(image[:take], mask[:take], out[:take]))
+                            samples[(c, b)].append(grid_rows(image[:take], mask[:take], out[:take]))
                 if progress is not None:
                     progress(index.stop, n)
     finally:
@@ -487,7 +523,9 @@ def evaluate(
         rows = {}
         for b in masks_by_bin:
             acc = values[(c, b)]
-            row = {k: math.fsum(v) / len(v) for k, v in acc.items() if k != "hole_ratio"}
+            row = {k: math.fsum(acc[k]) / n for k in ("psnr", "ssim", "l1", "grad", "grad_gt")}
+            row["grad_ratio"] = row["grad"] / row["grad_gt"] if row["grad_gt"] > 0 else None
+            row["saturated"] = int(sum(acc["saturated"]))
             row["n"] = n
             row["hole_ratio"] = math.fsum(acc["hole_ratio"]) / n
             row.update(extra.compute((c, b), n))
@@ -509,7 +547,11 @@ def evaluate(
         "manifest": {**manifest_info, "bins": {b: len(f) for b, f in masks_by_bin.items()}},
         "pairing": PAIRING_RULE,
         "metrics": "per-image PSNR (data range 1, identical = 100 dB), SSIM (11x11 Gaussian), "
-        "L1 (mean absolute error) on the composite, averaged over the images of a bin",
+        "L1 (mean absolute error) on the composite, averaged over the images of a bin; grad / grad_gt: "
+        "mean 3x3 Sobel magnitude (reflect padding) of the luma 0.299R+0.587G+0.114B in the hole of "
+        "the composite / the ground truth, grad_ratio = grad / grad_gt (null for a flat ground truth); "
+        f"saturated: images whose composite has a {SATURATED_SIDE}x{SATURATED_SIDE} square of hole "
+        "pixels all (0,0,0) or all (255,255,255) in uint8 where the ground truth is not",
         "size": side,
         "batch_size": batch_size,
         "device": str(dev),
@@ -519,101 +561,76 @@ def evaluate(
     })
     if out_path is not None:
         grids = {k: torch.cat(v) for k, v in samples.items() if v}
-        result["files"] = _file_names(grids, ablation)
-        _write_outputs(out_path, result, grids, ablation)
+        result["files"] = file_names(grids, ablation)
+        write_outputs(out_path, result, grids, ablation)
     return json.loads(json.dumps(result))
 
 
-# --------------------------------------------------------------------------- outputs
+# --------------------------------------------------------------------------- several test sets
 
 
-def _grid_rows(image: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """(k, 4, 3, H, W) on the CPU: masked input (holes white) | mask | output | ground truth."""
-    masked = torch.where(mask > 0.5, torch.ones_like(image), image)
-    return torch.stack([masked, mask.expand_as(image), out, image], dim=1).float().cpu()
+def set_names(data_roots: Sequence[PathLike]) -> list[str]:
+    """The output folder name of each test set: its folder's name.
+
+    Where two folders share a name, each of them gets its parent's name in front
+    (``/x/a/faces``, ``/x/b/faces`` -> ``a_faces``, ``b_faces``). The same folder given twice,
+    or names that still collide, are refused.
+
+    >>> set_names(["/data/celeba128", "/data/faces128"])
+    ['celeba128', 'faces128']
+    """
+    paths = [Path(r).resolve() for r in data_roots]
+    for i, p in enumerate(paths):
+        if p in paths[:i]:
+            raise EvaluationError(f"test set {data_roots[i]} is given twice")
+        if not p.name:
+            raise EvaluationError(f"test set {data_roots[i]} has no folder name to write its outputs under")
+    plain = [p.name for p in paths]
+    names = [f"{p.parent.name}_{p.name}" if plain.count(p.name) > 1 else p.name for p in paths]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            first = names.index(name)
+            raise EvaluationError(
+                f"test sets {data_roots[first]} and {data_roots[i]} would both be written to <out>/{name}; "
+                "evaluate them in separate runs or give one folder another name (a symlink will do)"
+            )
+    return names
 
 
-def _grid_png(rows: torch.Tensor, gap: int = 2) -> bytes:
-    k, cols, _, h, w = rows.shape
-    canvas = torch.ones(3, k * h + (k - 1) * gap, cols * w + (cols - 1) * gap)
-    for r in range(k):
-        for c in range(cols):
-            y, x = r * (h + gap), c * (w + gap)
-            canvas[:, y : y + h, x : x + w] = rows[r, c]
-    array = (canvas.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
+def evaluate_sets(
+    generator: Union[Generator, PathLike],
+    data_roots: Sequence[PathLike],
+    manifest: PathLike,
+    out_dir: Optional[PathLike] = None,
+    *,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+    **kwargs: Any,
+) -> dict[str, dict]:
+    """Evaluate each folder of ``data_roots`` on its own with :func:`evaluate`.
 
-
-def _sample_name(key: tuple, ablation: bool) -> str:
-    c, b = key
-    return f"samples_{b}_cycles{c}.png" if ablation else f"samples_{b}.png"
-
-
-def _file_names(grids: dict, ablation: bool) -> list[str]:
-    return ["metrics.json", "metrics.md", "metrics.csv"] + [_sample_name(k, ablation) for k in grids]
-
-
-def _rows(result: dict) -> list[tuple[Optional[str], str, dict]]:
-    """``(cycles or None, bin, metrics)`` for every row of the tables."""
-    if "bins" in result:
-        return [(None, b, m) for b, m in result["bins"].items()]
-    return [(c, b, m) for c, v in result["cycles"].items() for b, m in v["bins"].items()]
-
-
-def _markdown(result: dict) -> str:
-    rows = _rows(result)
-    extras = [k for k in ("lpips", "fid") if any(k in m for _, _, m in rows)]
-    ablation = "bins" not in result
-    head = (["cycles"] if ablation else []) + ["bin", "n", "PSNR (dB)", "SSIM", "L1"] + [k.upper() for k in extras]
-    m = result["model"]
-    title = f"{m['name']}" + (f" ({m['preset']})" if m.get("preset") else "")
-    lines = [
-        f"# {title} on {result['data']['root']} ({result['data']['images']} images, {result['size']}x{result['size']})",
-        "",
-        f"Masks: {result['manifest']['path']} (sha256 {result['manifest']['sha256'][:12]}, seed "
-        f"{result['manifest']['seed']}); cycles: {'see table' if ablation else result['cycles']}.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join("---" if i < (2 if ablation else 1) else "---:" for i in range(len(head))) + "|",
-    ]
-    for c, b, v in rows:
-        cells = ([c] if ablation else []) + [
-            f"({b.replace('-', ', ')}]", str(v["n"]), f"{v['psnr']:.2f}", f"{v['ssim']:.4f}", f"{v['l1']:.4f}"
-        ] + [f"{v[k]:.4f}" if k in v else "" for k in extras]
-        lines.append("| " + " | ".join(cells) + " |")
-    for note in result["notes"]:
-        lines += ["", f"Note: {note}"]
-    return "\n".join(lines) + "\n"
-
-
-def _csv(result: dict) -> str:
-    rows = _rows(result)
-    extras = [k for k in ("lpips", "fid") if any(k in m for _, _, m in rows)]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["cycles", "bin", "n", "psnr", "ssim", "l1", "hole_ratio"] + extras)
-    default = result["cycles"] if "bins" in result else None
-    for c, b, v in rows:
-        writer.writerow(
-            [c if c is not None else ("" if default is None else default), b, v["n"],
-             repr(v["psnr"]), repr(v["ssim"]), repr(v["l1"]), repr(v["hole_ratio"])]
-            + [repr(v[k]) if k in v else "" for k in extras]
+    Returns ``{set name: result}`` in the given order (names from :func:`set_names`). With
+    ``out_dir`` each set's files go to ``<out_dir>/<set name>/`` and ``<out_dir>/sets.json``
+    maps the names to the folders. ``kwargs`` are :func:`evaluate`'s (bins, cycles, split,
+    holdout, size, ...), the same for every set; ``progress(name, done, total)`` is called
+    after each batch. Every folder is opened (and its split list read) before the first set
+    runs, so a missing folder or list is reported before anything is written.
+    """
+    data_roots = list(data_roots)
+    if not data_roots:
+        raise EvaluationError("evaluate_sets needs at least one data folder")
+    names = set_names(data_roots)
+    for root in data_roots:
+        _open_dataset(
+            root, kwargs.get("split", "test"), kwargs.get("size"), kwargs.get("holdout", 0),
+            kwargs.get("holdout_seed", 0), verify=False,
         )
-    return buf.getvalue()
-
-
-def _write_outputs(out: Path, result: dict, grids: dict, ablation: bool) -> None:
-    """Every file atomically; ``metrics.json`` last, so its presence means a complete set."""
-    for key, rows in grids.items():
-        data = _grid_png(rows)
-        atomic_write(out / _sample_name(key, ablation), lambda tmp, d=data: Path(tmp).write_bytes(d))
-    clean = json.loads(json.dumps(result))
-    for name, text in (
-        ("metrics.md", _markdown(clean)),
-        ("metrics.csv", _csv(clean)),
-        ("metrics.json", json.dumps(clean, indent=2) + "\n"),
-    ):
-        atomic_write(out / name, lambda tmp, t=text: Path(tmp).write_text(t, encoding="utf-8"))
-
+    out_path = Path(out_dir) if out_dir is not None else None
+    results: dict[str, dict] = {}
+    for name, root in zip(names, data_roots):
+        report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
+        target = out_path / name if out_path is not None else None
+        results[name] = evaluate(generator, root, manifest, target, progress=report, **kwargs)
+    if out_path is not None:
+        text = json.dumps({"sets": {name: str(root) for name, root in zip(names, data_roots)}}, indent=2) + "\n"
+        atomic_write(out_path / "sets.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return results

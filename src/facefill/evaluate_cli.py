@@ -1,5 +1,6 @@
-"""``facefill evaluate``: PSNR / SSIM / L1 per hole-ratio bin, a thin layer over
-:func:`facefill.evaluate.evaluate`."""
+"""``facefill evaluate``: PSNR / SSIM / L1 and the hole diagnostics per hole-ratio bin, a thin
+layer over :func:`facefill.evaluate.evaluate` (one ``--data``) and
+:func:`facefill.evaluate.evaluate_sets` (several)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,11 @@ def evaluate_cmd(
         help="a method without facefill weights: telea or ns (OpenCV, classical), or gfpgan "
         "(needs `pip install gfpgan` and --weights GFPGANv1.4.pth or $FACEFILL_GFPGAN)",
     ),
-    data: Path = typer.Option(..., "--data", "-d", help="image folder; its test.txt selects the images (all without one)"),
+    data: list[Path] = typer.Option(
+        ..., "--data", "-d",
+        help="image folder; its test.txt selects the images (all without one). Repeat for several "
+        "test sets: each is evaluated on its own and written to OUT/<folder name>/",
+    ),
     masks: Path = typer.Option(..., "--masks", "-m", help="mask set folder or its manifest.json (sha256-checked)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for metrics.json/.md/.csv and samples_<bin>.png"),
     bins: Optional[str] = typer.Option(
@@ -67,73 +72,93 @@ def evaluate_cmd(
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="images per forward pass"),
     size: Optional[int] = typer.Option(None, "--size", help="evaluate at SIZE x SIZE (default: the images' own size)"),
     split: str = typer.Option("test", "--split", help="list file in --data that selects the images"),
+    holdout: int = typer.Option(
+        0, "--holdout",
+        help="evaluate only the N images held out of --split, as a training run with data.holdout=N "
+        "does for validation (use with --split train)",
+    ),
+    holdout_seed: int = typer.Option(0, "--holdout-seed", help="the run's data.holdout_seed"),
     samples: int = typer.Option(4, "--samples", help="rows in each sample grid (0: no grids)"),
     lpips: bool = typer.Option(False, "--lpips", help="add LPIPS when torchvision and its AlexNet weights are local"),
     fid: bool = typer.Option(False, "--fid", help="add FID when torch-fidelity and its Inception weights are local"),
 ) -> None:
-    """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1 on the composite).
+    """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1, hole gradient,
+    saturated blocks on the composite).
 
     Image i of the test list gets mask i mod n of each bin: every method sees the same pairs.
 
     APFI vs RFR-Net (paper Table 1): two runs with the same --data and --masks.
 
     Cycle ablation (Table 5): one run with --cycles 1-8.
+
+    A training run's held-out validation images: --split train --holdout N.
     """
-    from .evaluate import evaluate, parse_cycles
+    from .evaluate import evaluate, evaluate_sets, parse_cycles
+    from .evaluate_report import TABLE_LEGEND
 
     try:
         parsed_cycles = parse_cycles(cycles) if cycles is not None else None
         generator = _generator(model, weights)
         bar = Progress(
-            TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True,
         )
-        task = bar.add_task("images", total=None)
+        task = bar.add_task("evaluating", total=None)
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, name: str = "") -> None:
             bar.start()  # first called after every input check passed; later calls are no-ops
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, description=f"evaluating {name}".rstrip())
 
+        settings = {
+            "bins": bins, "cycles": parsed_cycles, "batch_size": batch_size, "device": device, "split": split,
+            "holdout": holdout, "holdout_seed": holdout_seed, "size": size, "grid_count": samples,
+            "lpips": lpips, "fid": fid,
+        }
         try:
-            result = evaluate(
-                generator, data, masks, out, bins=bins, cycles=parsed_cycles, batch_size=batch_size,
-                device=device, split=split, size=size, grid_count=samples, lpips=lpips, fid=fid,
-                progress=progress,
-            )
+            if len(data) == 1:
+                results = {None: evaluate(generator, data[0], masks, out, progress=progress, **settings)}
+            else:
+                results = evaluate_sets(
+                    generator, data, masks, out, progress=lambda name, d, t: progress(d, t, name), **settings
+                )
         finally:
             if bar.live.is_started:
                 bar.stop()
     except FacefillError as e:
         fail(str(e))
     except KeyboardInterrupt:
-        fail("interrupted; nothing was written")
+        fail("interrupted; nothing was written" if len(data) == 1 else f"interrupted; finished sets are in {out}")
 
-    ablation = "bins" not in result
+    for name, result in results.items():
+        _print_result(result, out if name is None else out / name, name)
+    console.print(TABLE_LEGEND, style="dim", highlight=False)
+
+
+def _print_result(result: dict, folder: Path, name: Optional[str]) -> None:
+    from .evaluate_report import result_table
+
     model = result["model"]
+    held = result["data"].get("holdout")
     title = (
-        f"{model['name']}" + (f" ({model['preset']})" if model.get("preset") else "")
+        (f"{name}: " if name else "")
+        + f"{model['name']}" + (f" ({model['preset']})" if model.get("preset") else "")
         + f", {result['data']['images']} images at {result['size']}x{result['size']}"
-        + ("" if ablation else f", cycles {result['cycles']}")
+        + (f" (held out of {held['of_split']})" if held else "")
+        + ("" if "bins" not in result else f", cycles {result['cycles']}")
     )
-    rows = (
-        [(None, b, m) for b, m in result["bins"].items()] if not ablation
-        else [(c, b, m) for c, v in result["cycles"].items() for b, m in v["bins"].items()]
-    )
-    extras = [k for k in ("lpips", "fid") if any(k in m for _, _, m in rows)]
-    table = Table(*(["cycles"] if ablation else []), "bin", "n", "PSNR (dB)", "SSIM", "L1",
-                  *[k.upper() for k in extras], title=escape(title))
-    for c, b, m in rows:
-        table.add_row(
-            *([c] if ablation else []), f"({b.replace('-', ', ')}]", str(m["n"]), f"{m['psnr']:.2f}",
-            f"{m['ssim']:.4f}", f"{m['l1']:.4f}", *[f"{m[k]:.4f}" if k in m else "" for k in extras],
-        )
+    head, cells = result_table(result)
+    table = Table(title=escape(title))
+    for h in head:  # the row labels never wrap; headings may
+        table.add_column(h, no_wrap=h in ("cycles", "bin", "n"), justify="left" if h in ("cycles", "bin") else "right")
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
     for note in result["notes"]:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     grids = len(result["files"]) - 3
     console.print(
         f"wrote metrics.json, metrics.md, metrics.csv and {grids} sample grid{'s' * (grids != 1)} "
-        f"to {escape(str(out))}",
+        f"to {escape(str(folder))}",
         highlight=False,
         soft_wrap=True,
     )

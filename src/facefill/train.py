@@ -332,25 +332,31 @@ class Trainer:
         raise FacefillError(f"masks.source must be 'generate' or 'folder', got {mc.source!r}")
 
     def _build_data(self) -> None:
-        from .data import ImageFolderDataset
+        from .multiroot import MultiRootDataset, validation_set
 
         dc, t = self.cfg.data, self.cfg.train
-        if not dc.root:
-            raise FacefillError("data.root is not set: give the folder of training images (--set data.root=DIR)")
-        images = ImageFolderDataset(dc.root, dc.size, split=dc.split, flip=dc.flip, seed=t.seed)
+        if not dc.roots:
+            raise FacefillError(
+                "data.root is not set: give the folder of training images (--set data.root=DIR) "
+                "or a list of folders (--set data.root=[DIR1,DIR2])"
+            )
+        held = {"holdout": dc.holdout, "holdout_seed": dc.holdout_seed}
+        images = MultiRootDataset.from_roots(
+            dc.roots, dc.size, split=dc.split, flip=dc.flip, seed=t.seed, augment=dc.augment, part="rest", **held
+        )
+        self.data_counts = images.counts
+        if self.rank == 0:
+            log.info("training images: %s", images.describe())
         self.pairs = InpaintingPairs(images, self._mask_source(t.seed, self.cfg.masks.augment))
         self.val_batch = None
         if dc.val_count > 0 and self.rank == 0:
-            try:
-                val = ImageFolderDataset(dc.root, dc.size, split=dc.val_split, flip=False, seed=0)
-            except FacefillError as e:
-                log.warning("no validation split (%s); validating on the first training images", e)
-                val = ImageFolderDataset(dc.root, dc.size, split=dc.split, flip=False, seed=0)
+            val = validation_set(dc.roots, dc.size, split=dc.split, val_split=dc.val_split, **held)
+            log.info("validation images: %s", val.describe())
             masks = self._mask_source(seed=12345, augment=False)
-            n = min(dc.val_count, len(val))
+            order = val.round_robin()[: dc.val_count]
             self.val_batch = (
-                torch.stack([val[i] for i in range(n)]),
-                torch.stack([masks.sample(i, 0) for i in range(n)]),
+                torch.stack([val[i] for i in order]),
+                torch.stack([masks.sample(i, 0) for i in range(len(order))]),
             )
 
     def _loader(self) -> Iterator:
