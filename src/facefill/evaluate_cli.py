@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._console import console, fail
+from ._console import console, fail, precision_option
 from .errors import FacefillError
 
 
@@ -70,6 +70,7 @@ def evaluate_cmd(
     samples: int = typer.Option(4, "--samples", help="rows in each sample grid (0: no grids)"),
     lpips: bool = typer.Option(False, "--lpips", help="add LPIPS when torchvision and its AlexNet weights are local"),
     fid: bool = typer.Option(False, "--fid", help="add FID when torch-fidelity and its Inception weights are local"),
+    precision: str = precision_option(),
 ) -> None:
     """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1 on the composite).
 
@@ -98,7 +99,7 @@ def evaluate_cmd(
             result = evaluate(
                 generator, data, masks, out, bins=bins, cycles=parsed_cycles, batch_size=batch_size,
                 device=device, split=split, size=size, grid_count=samples, lpips=lpips, fid=fid,
-                progress=progress,
+                progress=progress, precision=precision,
             )
         finally:
             if bar.live.is_started:
@@ -114,6 +115,7 @@ def evaluate_cmd(
         f"{model['name']}" + (f" ({model['preset']})" if model.get("preset") else "")
         + f", {result['data']['images']} images at {result['size']}x{result['size']}"
         + ("" if ablation else f", cycles {result['cycles']}")
+        + f", {result['precision']}"
     )
     rows = (
         [(None, b, m) for b, m in result["bins"].items()] if not ablation
