@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +31,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ._device import autocast
 from .errors import FacefillError
 
 __all__ = [
@@ -143,12 +143,6 @@ def bench_inputs(batch: int, size: int, device: torch.device | str = "cpu", seed
     return image.to(device), mask.to(device)
 
 
-def _autocast(device: torch.device | str, dtype: torch.dtype | None):
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
-
-
 def inference_latency(
     model: nn.Module,
     size: int,
@@ -174,7 +168,7 @@ def inference_latency(
     fn = torch.compile(model.inpaint) if compile else model.inpaint
 
     def run():
-        with torch.inference_mode(), _autocast(device, autocast_dtype):
+        with torch.inference_mode(), autocast(device, autocast_dtype):
             fn(image, mask)
 
     try:
@@ -209,7 +203,7 @@ def train_step_rate(
     hole_pixels = mask.sum() * 3
 
     def step():
-        with _autocast(device, autocast_dtype):
+        with autocast(device, autocast_dtype):
             out = model.inpaint(image, mask)
         loss = ((out.float() - image).abs() * mask).sum() / hole_pixels
         opt.zero_grad(set_to_none=True)
