@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from typing import Any
 import torch
 
 from facefill import bench
-from facefill._device import native_bf16_cpu, precision_name, resolve_precision
+from facefill._device import precision_name, resolve_precision
 from facefill.cost import count_cost
 from facefill.models import create_model, list_models, list_presets, model_entry
 
@@ -206,13 +205,6 @@ def cpu_throughput(args) -> dict[str, Any]:
             conv_batch, 128, 64, 3, max(args.repeats, 3), args.warmup, dtype=dt, channels_last=dtype is not None
         )
     return out
-
-
-def bf16_statement(native: bool) -> str:
-    if native:
-        return "this CPU computes bf16 natively (AVX512-BF16 or AMX)"
-    return "this CPU has no native bf16 (no AVX512-BF16 / AMX): torch emulates it, several times slower than fp32"
-
 
 
 # --- GPU -------------------------------------------------------------------------------------
@@ -466,10 +458,6 @@ def main(argv: list[str] | None = None) -> int:
     date = _dt.date.today().isoformat()
     machine = bench.machine_info()
     log(f"machine: {machine['cpu_model']}, torch {machine['torch']}, {machine['torch_num_threads']} threads")
-    machine["cpu_native_bf16"] = native_bf16_cpu()
-    machine["cpu_bf16"] = bf16_statement(machine["cpu_native_bf16"])
-    if os.environ.get("FACEFILL_NATIVE_BF16") in ("0", "1"):
-        machine["cpu_bf16"] += " (as FACEFILL_NATIVE_BF16 says, not as checked)"
     log(f"CPU bf16: {machine['cpu_bf16']}")
     machine.update(cpu_throughput(args))
     models: dict[str, dict] = {}
