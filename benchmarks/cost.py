@@ -5,9 +5,12 @@ For each generator (``facefill.list_models(kind="generator")``) at each size, wi
 * parameters and GFLOP per image (``facefill.cost.count_cost``, on the meta device);
 * CPU latency of ``inpaint`` in eval mode under ``torch.inference_mode``: median of
   ``--repeats`` timed calls after ``--warmup`` untimed ones, at batch 1 and at ``--batch``
-  (reported per image);
+  (reported per image), in each of ``--precisions`` (fp32, and bf16 autocast with the model
+  and inputs channels_last), side by side, with bf16's speed-up over fp32;
 * achieved GFLOP/s (FLOPs / latency) and its fraction of what this machine reaches on a large
-  fp32 matrix product and on a 3x3 128->128 convolution (measured in the same run);
+  matrix product and on a 3x3 128->128 convolution in the same precision (and layout),
+  measured in the same run; whether the CPU computes bf16 natively (AVX512-BF16 / AMX) or
+  torch emulates it (then bf16 is several times slower than fp32);
 * peak resident-memory increase of one batch-1 forward, in a fresh subprocess per model and
   size (method in ``facefill.bench.peak_forward_rss``);
 * training images/s of the generator alone: forward, L1 on the hole, backward, Adam step, at
@@ -21,6 +24,9 @@ matmul/conv throughput. Without CUDA the section is skipped with a note.
     python benchmarks/cost.py                          # all generators, paper preset, 256 and 128
     python benchmarks/cost.py --models apfi --sizes 256 --repeats 10
     python benchmarks/cost.py --quick --out /tmp/cost # smoke test: 64 px, 1 repeat
+
+A size that is not a multiple of a model's stride (``--quick``'s 64 for PConv, stride 128) is
+replaced, for that model only, by the next multiple of its stride, and the report says so.
 
 Run it on a quiet machine: other processes on the cores skew every timing (the 1-minute load
 average at the start is recorded). Writes ``<out>/cost-<YYYY-MM-DD>.json`` and ``.md``
@@ -38,6 +44,7 @@ from typing import Any
 import torch
 
 from facefill import bench
+from facefill._device import precision_name, resolve_precision
 from facefill.cost import count_cost
 from facefill.models import create_model, list_models, list_presets, model_entry
 
@@ -63,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--no-gpu", action="store_true", help="skip the GPU section even when CUDA is available")
+    p.add_argument(
+        "--precisions", default="fp32,bf16",
+        help="CPU inference precisions timed side by side (default: fp32,bf16; bf16 runs channels_last)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: size 64, batch 2, 1 repeat, 1 warm-up, 1 training step at 64")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results", help="output folder (default: benchmarks/results)")
     args = p.parse_args(argv)
@@ -87,18 +98,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         p.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
-    for s in args.size_list + [args.train_size]:
-        for m in names:
-            with torch.device("meta"):
-                stride = getattr(create_model(m, args.preset), "stride", 1)
-            if s <= 0 or s % stride:
-                p.error(f"size {s} is not a positive multiple of {m}'s stride {stride}")
+    if any(s <= 0 for s in args.size_list + [args.train_size]):
+        p.error(f"sizes must be positive, got --sizes {args.sizes} --train-size {args.train_size}")
+    args.sizes_by_model, args.train_size_by_model, args.size_notes = {}, {}, []
+    for m in names:
+        with torch.device("meta"):
+            stride = getattr(create_model(m, args.preset), "stride", 1)
+        args.sizes_by_model[m] = list(dict.fromkeys(fit_size(s, stride) for s in args.size_list))
+        args.train_size_by_model[m] = fit_size(args.train_size, stride)
+        for s in dict.fromkeys(args.size_list + [args.train_size]):
+            if fit_size(s, stride) != s:
+                args.size_notes.append(f"{m}: {s} is not a multiple of its stride {stride}; measured at {fit_size(s, stride)}")
+    try:
+        args.dtypes = {}
+        for name in (t.strip() for t in args.precisions.split(",") if t.strip()):
+            dtype = resolve_precision(name, "cpu")
+            args.dtypes[precision_name(dtype)] = dtype
+    except ValueError as e:
+        p.error(f"--precisions: {e}")
+    if not args.dtypes:
+        p.error("--precisions names no precision")
     for flag in ("batch", "repeats", "train_batch", "train_steps"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
     return args
+
+
+def fit_size(size: int, stride: int) -> int:
+    """``size``, or the next multiple of ``stride`` when it is not one."""
+    return -(-size // stride) * stride
+
+
+def cpu_key(precision: str, rest: str) -> str:
+    """``cpu_<rest>`` for fp32 (the keys of earlier reports), ``cpu_<precision>_<rest>`` otherwise."""
+    return f"cpu_{rest}" if precision == "fp32" else f"cpu_{precision}_{rest}"
 
 
 def fresh(name: str, preset: str) -> torch.nn.Module:
@@ -113,36 +148,42 @@ def measure_cpu(name: str, args, machine: dict[str, Any]) -> tuple[dict[str, Any
     row: dict[str, Any] = {"preset": args.preset}
     samples: dict[str, list] = {}
     B = args.batch
-    matmul = machine["cpu_matmul"]["gflops_per_s"]
-    conv = machine["cpu_conv"]["gflops_per_s"]
     model = fresh(name, args.preset)
-    for S in args.size_list:
+    for S in args.sizes_by_model[name]:
         cost = count_cost(name, args.preset, S)
         row["params"] = cost.params
         gflop = cost.flops / 1e9
         row[f"gflops_{S}"] = gflop
-        log(f"  {name} {S}x{S}: latency batch 1")
-        t1 = bench.inference_latency(model, S, 1, args.repeats, args.warmup)
-        log(f"  {name} {S}x{S}: latency batch {B}")
-        tb = bench.inference_latency(model, S, B, args.repeats, args.warmup)
-        per1, perb = t1.median, tb.median / B
-        row[f"cpu_latency_{S}_ms"] = per1 * 1e3
-        row[f"cpu_latency_{S}_b{B}_ms_per_image"] = perb * 1e3
-        row[f"cpu_gflops_per_s_{S}"] = gflop / per1
-        row[f"cpu_gflops_per_s_{S}_b{B}"] = gflop / perb
-        row[f"cpu_frac_of_matmul_{S}"] = gflop / per1 / matmul
-        row[f"cpu_frac_of_conv_{S}"] = gflop / per1 / conv
-        row[f"cpu_frac_of_matmul_{S}_b{B}"] = gflop / perb / matmul
-        row[f"cpu_frac_of_conv_{S}_b{B}"] = gflop / perb / conv
-        samples[f"cpu_latency_{S}_ms"] = t1.ms()
-        samples[f"cpu_latency_{S}_b{B}_ms_per_image"] = tb.ms(per=B)
+        for prec, dtype in args.dtypes.items():
+            matmul = machine[cpu_key(prec, "matmul")]["gflops_per_s"]
+            conv = machine[cpu_key(prec, "conv")]["gflops_per_s"]
+            layout = dict(autocast_dtype=dtype, channels_last=dtype is not None)
+            log(f"  {name} {S}x{S} {prec}: latency batch 1")
+            t1 = bench.inference_latency(model, S, 1, args.repeats, args.warmup, **layout)
+            log(f"  {name} {S}x{S} {prec}: latency batch {B}")
+            tb = bench.inference_latency(model, S, B, args.repeats, args.warmup, **layout)
+            per1, perb = t1.median, tb.median / B
+            row[cpu_key(prec, f"latency_{S}_ms")] = per1 * 1e3
+            row[cpu_key(prec, f"latency_{S}_b{B}_ms_per_image")] = perb * 1e3
+            row[cpu_key(prec, f"gflops_per_s_{S}")] = gflop / per1
+            row[cpu_key(prec, f"gflops_per_s_{S}_b{B}")] = gflop / perb
+            row[cpu_key(prec, f"frac_of_matmul_{S}")] = gflop / per1 / matmul
+            row[cpu_key(prec, f"frac_of_conv_{S}")] = gflop / per1 / conv
+            row[cpu_key(prec, f"frac_of_matmul_{S}_b{B}")] = gflop / perb / matmul
+            row[cpu_key(prec, f"frac_of_conv_{S}_b{B}")] = gflop / perb / conv
+            samples[cpu_key(prec, f"latency_{S}_ms")] = t1.ms()
+            samples[cpu_key(prec, f"latency_{S}_b{B}_ms_per_image")] = tb.ms(per=B)
+            if prec != "fp32" and "fp32" in args.dtypes:
+                row[cpu_key(prec, f"speedup_over_fp32_{S}_b{B}")] = (
+                    row[f"cpu_latency_{S}_b{B}_ms_per_image"] / row[cpu_key(prec, f"latency_{S}_b{B}_ms_per_image")]
+                )
         if not args.no_memory:
             log(f"  {name} {S}x{S}: peak memory (subprocess)")
             mem = bench.peak_forward_rss(name, args.preset, S, 1, torch.get_num_threads())
             row[f"peak_mem_{S}_mb"] = mem["increase_mb"]
             machine.setdefault("peak_memory_method", mem["method"])
-    T, TB = args.train_size, args.train_batch
-    log(f"  {name}: training steps at {T}x{T}, batch {TB}")
+    T, TB = args.train_size_by_model[name], args.train_batch
+    log(f"  {name}: training steps at {T}x{T}, batch {TB} (fp32)")
     if model_entry(name).trainable:
         tt = bench.train_step_rate(fresh(name, args.preset), T, TB, args.train_steps, warmup=1)
         row[f"train_images_per_s_{T}"] = TB / tt.median
@@ -150,6 +191,20 @@ def measure_cpu(name: str, args, machine: dict[str, Any]) -> tuple[dict[str, Any
     else:
         row[f"train_images_per_s_{T}"] = None  # nothing to train (classical method)
     return row, samples
+
+
+def cpu_throughput(args) -> dict[str, Any]:
+    """The machine's matmul and 3x3-conv GFLOP/s on the CPU in each precision (bf16: conv channels_last)."""
+    n, conv_batch = (512, 2) if args.quick else (2048, 8)
+    out: dict[str, Any] = {}
+    for prec, dtype in args.dtypes.items():
+        log(f"machine throughput {prec}: matmul {n}^3 and conv 3x3 128->128 at 64x64, batch {conv_batch}")
+        dt = dtype or torch.float32
+        out[cpu_key(prec, "matmul")] = bench.matmul_throughput(n, max(args.repeats, 3), args.warmup, dtype=dt)
+        out[cpu_key(prec, "conv")] = bench.conv_throughput(
+            conv_batch, 128, 64, 3, max(args.repeats, 3), args.warmup, dtype=dt, channels_last=dtype is not None
+        )
+    return out
 
 
 # --- GPU -------------------------------------------------------------------------------------
@@ -201,7 +256,7 @@ def measure_device(names: list[str], args, dev: torch.device, compile: bool = Tr
     for name in names:
         row: dict[str, Any] = {}
         model = fresh(name, args.preset)
-        for S in args.size_list:
+        for S in args.sizes_by_model[name]:
             gflop = count_cost(name, args.preset, S).flops / 1e9
             variants = {
                 "fp32": dict(autocast_dtype=None, channels_last=False),
@@ -227,7 +282,7 @@ def measure_device(names: list[str], args, dev: torch.device, compile: bool = Tr
             if timed:
                 row[f"gpu_best_{S}_b{B}"] = min(timed, key=timed.get)
             row[f"gpu_peak_mem_bf16_{S}_mb"] = gpu_peak_memory(model, S, dev)
-        T, TB = args.train_size, args.train_batch
+        T, TB = args.train_size_by_model[name], args.train_batch
         log(f"  GPU {name}: training steps bf16 at {T}x{T}, batch {TB}")
         if model_entry(name).trainable:
             tt = bench.train_step_rate(fresh(name, args.preset), T, TB, max(args.train_steps, 5), 2, dev, bf16, True)
@@ -266,6 +321,11 @@ def fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def measured_sizes(args) -> list[int]:
+    """Every size some model was measured at, requested sizes first."""
+    return list(dict.fromkeys(S for sizes in args.sizes_by_model.values() for S in sizes))
+
+
 def markdown(result: dict[str, Any], args) -> str:
     m, models, B = result["machine"], result["models"], args.batch
     ref = args.reference
@@ -281,36 +341,53 @@ def markdown(result: dict[str, Any], args) -> str:
         f"warm-up calls (eval, `torch.inference_mode`, `model.inpaint`, a centred square hole of "
         f"1/4 of the area); batch {B} is reported per image.",
         "",
-        "Machine throughput (fp32, CPU, same run):",
+        f"CPU bf16: {m['cpu_bf16']}.",
         "",
-        f"- matmul {m['cpu_matmul']['what']}: **{m['cpu_matmul']['gflops_per_s']:.1f} GFLOP/s**",
-        f"- {m['cpu_conv']['what']}: **{m['cpu_conv']['gflops_per_s']:.1f} GFLOP/s**",
+        "Machine throughput (CPU, same run; in each precision the layout its models run in):",
         "",
     ]
-    for S in args.size_list:
+    for prec in args.dtypes:
+        for what in ("matmul", "conv"):
+            t = m[cpu_key(prec, what)]
+            lines.append(f"- {prec}: {'matmul ' if what == 'matmul' else ''}{t['what']}: **{t['gflops_per_s']:.1f} GFLOP/s**")
+    lines += [
+        "",
+        "In the tables, each precision's GFLOP/s is a fraction of the matmul and conv above in the same "
+        "precision; bf16 runs under autocast with the model and inputs channels_last; \"vs fp32\" is fp32's "
+        f"latency at batch {B} divided by the row's (above 1: faster than fp32). Peak memory is measured in fp32.",
+        "",
+    ] + [f"Note: {n}." for n in args.size_notes] + ([""] if args.size_notes else [])
+    for S in measured_sizes(args):
+        rows = {name: r for name, r in models.items() if f"gflops_{S}" in r}
         lines += [
             f"## {S}x{S}, CPU",
             "",
-            f"| model | params (M) | GFLOP/img | latency b1 (ms) | latency b{B} (ms/img) | GFLOP/s b1 | "
-            f"GFLOP/s b{B} | of matmul (b{B}) | of conv (b{B}) | peak mem b1 (MB) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| model | precision | params (M) | GFLOP/img | latency b1 (ms) | latency b{B} (ms/img) | vs fp32 | "
+            f"GFLOP/s b1 | GFLOP/s b{B} | of matmul (b{B}) | of conv (b{B}) | peak mem b1 (MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for name, r in models.items():
-            lines.append(
-                f"| {name} | {r['params'] / 1e6:.2f} | {fmt(r[f'gflops_{S}'], 4)} | {fmt(r[f'cpu_latency_{S}_ms'])} | "
-                f"{fmt(r[f'cpu_latency_{S}_b{B}_ms_per_image'])} | {fmt(r[f'cpu_gflops_per_s_{S}'])} | "
-                f"{fmt(r[f'cpu_gflops_per_s_{S}_b{B}'])} | {r[f'cpu_frac_of_matmul_{S}_b{B}']:.1%} | "
-                f"{r[f'cpu_frac_of_conv_{S}_b{B}']:.1%} | {fmt(r.get(f'peak_mem_{S}_mb'))} |"
-            )
-        if ref:
+        for name, r in rows.items():
+            for prec in args.dtypes:
+                def k(rest: str, r=r, prec=prec) -> Any:
+                    return r.get(cpu_key(prec, rest))
+
+                speedup = 1.0 if prec == "fp32" else k(f"speedup_over_fp32_{S}_b{B}")
+                lines.append(
+                    f"| {name} | {prec} | {r['params'] / 1e6:.2f} | {fmt(r[f'gflops_{S}'], 4)} | "
+                    f"{fmt(k(f'latency_{S}_ms'))} | {fmt(k(f'latency_{S}_b{B}_ms_per_image'))} | {fmt(speedup)} | "
+                    f"{fmt(k(f'gflops_per_s_{S}'))} | {fmt(k(f'gflops_per_s_{S}_b{B}'))} | "
+                    f"{k(f'frac_of_matmul_{S}_b{B}'):.1%} | {k(f'frac_of_conv_{S}_b{B}'):.1%} | "
+                    f"{fmt(r.get(f'peak_mem_{S}_mb')) if prec == 'fp32' else '–'} |"
+                )
+        if ref in rows and "fp32" in args.dtypes:
             lines += [
                 "",
-                f"Ratio to {ref} (lower is cheaper; for GFLOP/s higher is better used hardware):",
+                f"Ratio to {ref}, fp32 (lower is cheaper; for GFLOP/s higher is better used hardware):",
                 "",
                 f"| model | params | GFLOP | latency b1 | latency b{B} | GFLOP/s b{B} | peak mem |",
                 "|---|---|---|---|---|---|---|",
             ]
-            for name, r in models.items():
+            for name, r in rows.items():
                 q = r.get(f"ratio_to_{ref}", {})
                 lines.append(
                     f"| {name} | {fmt(q.get('params'))} | {fmt(q.get(f'gflops_{S}'))} | "
@@ -318,20 +395,21 @@ def markdown(result: dict[str, Any], args) -> str:
                     f"{fmt(q.get(f'cpu_gflops_per_s_{S}_b{B}'))} | {fmt(q.get(f'peak_mem_{S}_mb'))} |"
                 )
         lines.append("")
-    T, TB = args.train_size, args.train_batch
+    TB = args.train_batch
     lines += [
-        f"## Training step, CPU ({T}x{T}, batch {TB})",
+        f"## Training step, CPU (fp32, batch {TB})",
         "",
         "Generator alone: forward, L1 on the hole, backward, Adam step; median of "
         f"{args.train_steps} steps after 1 warm-up step. No critic, no VGG losses (see "
-        "`benchmarks/train_throughput.py` for the full training step).",
+        "`benchmarks/train_throughput.py` for the full training step, in fp32 and bf16).",
         "",
-        f"| model | images/s | ratio to {ref or '–'} |",
-        "|---|---|---|",
+        f"| model | size | images/s | ratio to {ref or '–'} |",
+        "|---|---|---|---|",
     ]
     for name, r in models.items():
+        T = args.train_size_by_model[name]
         lines.append(
-            f"| {name} | {fmt(r[f'train_images_per_s_{T}'])} | "
+            f"| {name} | {T} | {fmt(r[f'train_images_per_s_{T}'])} | "
             f"{fmt(r.get(f'ratio_to_{ref}', {}).get(f'train_images_per_s_{T}'))} |"
         )
     if "peak_memory_method" in m:
@@ -356,16 +434,17 @@ def markdown(result: dict[str, Any], args) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in gpu["models"].items():
-            for S in args.size_list:
+            for S in args.sizes_by_model[name]:
                 cells = [fmt(r.get(f"gpu_latency_{k}_{S}_ms")) for k in ("fp32", "bf16_cl", "bf16_cl_compile")]
                 cells += [fmt(r.get(f"gpu_latency_{k}_{S}_b{B}_ms_per_image")) for k in ("fp32", "bf16_cl", "bf16_cl_compile")]
                 lines.append(
                     f"| {name} | {S} | " + " | ".join(cells)
                     + f" | {r.get(f'gpu_best_{S}_b{B}', '–')} | {fmt(r.get(f'gpu_peak_mem_bf16_{S}_mb'))} |"
                 )
-        lines += ["", f"| model | train images/s bf16 ({T}x{T}, batch {TB}) |", "|---|---|"]
+        lines += ["", f"| model | size | train images/s bf16 (batch {TB}) |", "|---|---|---|"]
         for name, r in gpu["models"].items():
-            lines.append(f"| {name} | {fmt(r.get(f'gpu_train_images_per_s_bf16_{T}'))} |")
+            T = args.train_size_by_model[name]
+            lines.append(f"| {name} | {T} | {fmt(r.get(f'gpu_train_images_per_s_bf16_{T}'))} |")
         errors = [f"{n}: {k} {v}" for n, r in gpu["models"].items() for k, v in r.items() if k.endswith("_error")]
         if errors:
             lines += ["", "Failed variants: " + "; ".join(errors)]
@@ -379,10 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     date = _dt.date.today().isoformat()
     machine = bench.machine_info()
     log(f"machine: {machine['cpu_model']}, torch {machine['torch']}, {machine['torch_num_threads']} threads")
-    n, conv_batch = (512, 2) if args.quick else (2048, 8)
-    log(f"machine throughput: matmul {n}^3 and conv 3x3 128->128 at 64x64, batch {conv_batch} (fp32)")
-    machine["cpu_matmul"] = bench.matmul_throughput(n, max(args.repeats, 3), args.warmup)
-    machine["cpu_conv"] = bench.conv_throughput(conv_batch, 128, 64, 3, max(args.repeats, 3), args.warmup)
+    log(f"CPU bf16: {machine['cpu_bf16']}")
+    machine.update(cpu_throughput(args))
     models: dict[str, dict] = {}
     samples: dict[str, dict] = {}
     for name in args.model_names:
@@ -398,8 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "gpu": gpu,
         "settings": {
-            "preset": args.preset, "sizes": args.size_list, "batch": args.batch,
+            "preset": args.preset, "sizes": args.size_list, "sizes_by_model": args.sizes_by_model,
+            "size_notes": args.size_notes, "precisions": list(args.dtypes), "batch": args.batch,
             "repeats": args.repeats, "warmup": args.warmup, "train_size": args.train_size,
+            "train_size_by_model": args.train_size_by_model,
             "train_batch": args.train_batch, "train_steps": args.train_steps,
             "reference": args.reference or None, "quick": args.quick,
         },

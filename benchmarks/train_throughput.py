@@ -6,16 +6,24 @@ one critic and one generator update per step. The first ``--warmup`` steps are n
 The data loader is timed on its own over the same sampler, batch size and worker count,
 and must deliver more images/s than the step consumes.
 
-    python benchmarks/train_throughput.py                      # CPU config + paper config
+    python benchmarks/train_throughput.py                      # CPU config + paper config, fp32 and bf16
     python benchmarks/train_throughput.py --configs configs/apfi_faces_cpu.yaml --steps 20
+    python benchmarks/train_throughput.py --quick --out /tmp/train   # smoke test: CPU config, 2 steps
+
+Every config is measured in each of ``--precisions`` (default ``fp32,bf16``) in the same run,
+through the config override ``train.amp=<precision>``; the trainer applies it
+(``facefill._device.resolve_precision``, channels_last as the config says), and the report
+gives the precision and layout the trainer actually ran, images/s of each and bf16's ratio to
+fp32. On a CPU without native bf16 (no AVX512-BF16 / AMX; the report says which) bf16 is
+emulated and several times slower: ``--precisions fp32`` skips it.
 
 The paper config (APFI paper preset, 256x256, batch 6, VGG at 224) needs CelebA; without
 it, ``--data`` (default: ../shared/data/faces128) stands in, upscaled to 256. The images'
-content does not change the cost of a step. On CUDA the config's AMP dtype and
-channels_last are used; the estimate for the paper's schedule (450k steps x batch 6)
-follows from the measured steady-state rate.
+content does not change the cost of a step. The estimate for the paper's schedule (450k
+steps x batch 6) follows from the measured steady-state rate.
 
-Writes ``benchmarks/results/train-<date>.json`` and ``.md``.
+Writes ``benchmarks/results/train-<date>.json`` and ``.md`` (``train-<date>-quick.*`` with
+``--quick``).
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from pathlib import Path
 
 import torch
 
-from facefill.bench import command_line, cpu_model, sync, write_report
+from facefill._device import native_bf16_cpu, precision_name
+from facefill.bench import command_line, cpu_bf16_statement, cpu_model, sync, write_report
 from facefill.config import load_config
 from facefill.train import Trainer
 
@@ -40,8 +49,11 @@ DEFAULT_CONFIGS = [ROOT / "configs/apfi_faces_cpu.yaml", ROOT / "configs/apfi_ce
 DEFAULT_DATA = ROOT.parent / "shared/data/faces128"
 
 
-def measure_config(path: Path, args: argparse.Namespace) -> dict:
-    overrides = ["data.val_count=0", "train.log_every=1000000", "train.image_every=0", "train.val_every=0"]
+def measure_config(path: Path, precision: str, args: argparse.Namespace) -> dict:
+    overrides = [
+        "data.val_count=0", "train.log_every=1000000", "train.image_every=0", "train.val_every=0",
+        f"train.amp={precision}",
+    ]
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(path, overrides)
@@ -51,6 +63,7 @@ def measure_config(path: Path, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp)
         device = trainer.device
+        ran = precision_name(getattr(trainer, "amp_dtype", None))
         batch = cfg.train.batch_size
         steps = args.steps if device.type == "cpu" else args.gpu_steps
         batches = trainer._loader()
@@ -87,8 +100,9 @@ def measure_config(path: Path, args: argparse.Namespace) -> dict:
         "batch_size": batch,
         "vgg_resize": cfg.loss.resize,
         "device": str(device),
-        "precision": cfg.train.amp if device.type == "cuda" else "fp32",
-        "channels_last": bool(cfg.train.channels_last and device.type == "cuda"),
+        "precision_requested": precision,
+        "precision": ran,
+        "channels_last": bool(getattr(trainer, "channels_last", False)),
         "data": str(cfg.data.root),
         "data_stand_in": stand_in,
         "workers": cfg.data.workers,
@@ -104,7 +118,17 @@ def measure_config(path: Path, args: argparse.Namespace) -> dict:
     }
     if cfg.train.finetune_iterations:
         result["schedule_with_finetune_hours"] = (cfg.train.iterations + cfg.train.finetune_iterations) * step_s / 3600
+    if ran != precision:
+        result["note"] = f"train.amp={precision} ran in {ran} on {device} (what this trainer does with it there)"
     return result
+
+
+def add_ratios(runs: list[dict]) -> None:
+    """``vs_fp32``: each run's images/s over the fp32 run of the same config (1 for fp32 itself)."""
+    fp32 = {r["config"]: r["train_images_per_s"] for r in runs if r["precision_requested"] == "fp32"}
+    for r in runs:
+        if r["config"] in fp32:
+            r["vs_fp32"] = r["train_images_per_s"] / fp32[r["config"]]
 
 
 def to_markdown(report: dict) -> str:
@@ -113,22 +137,31 @@ def to_markdown(report: dict) -> str:
         f"# Training throughput, {report['date']}",
         "",
         f"Machine: {m['cpu']} ({m['torch_threads']} torch threads), {m.get('gpu') or 'no GPU'}; torch {m['torch']}.",
+        f"CPU bf16: {m['cpu_bf16']}.",
         f"Command: `{report['command']}`",
         "",
-        "| config | model | size | batch | device | precision | train img/s | s/step | loader img/s | loader / step | schedule |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "precision: what the trainer ran (requested with `train.amp`; CL = channels_last); vs fp32: the run's "
+        "train images/s over the fp32 run of the same config (above 1: faster).",
+        "",
+        "| config | model | size | batch | device | precision | train img/s | vs fp32 | s/step | loader img/s | "
+        "loader / step | schedule |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         sched = f"{r['iterations']:,} it: {r['schedule_hours']:.1f} h"
         if "schedule_with_finetune_hours" in r:
             sched += f" (+ fine-tune: {r['schedule_with_finetune_hours']:.1f} h)"
         data = " (stand-in data)" if r["data_stand_in"] else ""
+        precision = r["precision"] + (" CL" if r["channels_last"] else "")
+        if r["precision_requested"] != r["precision"]:
+            precision += f" (asked {r['precision_requested']})"
+        vs = f"{r['vs_fp32']:.2f}" if "vs_fp32" in r else "–"
         lines.append(
             f"| {r['config']}{data} | {r['model']} | {r['size']} | {r['batch_size']} | {r['device']} | "
-            f"{r['precision']} | {r['train_images_per_s']:.2f} | {r['step_s_median']:.3f} | "
+            f"{precision} | {r['train_images_per_s']:.2f} | {vs} | {r['step_s_median']:.3f} | "
             f"{r['loader_images_per_s']:.1f} | {r['loader_over_step']:.1f}x | {sched} |"
         )
-    lines += ["", *report.get("notes", [])]
+    lines += ["", *report.get("notes", []), *[f"Note: {r['note']}." for r in report["runs"] if "note" in r]]
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gpu-steps", type=int, default=100, help="timed steps on a GPU")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--loader-batches", type=int, default=30)
+    p.add_argument("--precisions", default="fp32,bf16", help="train.amp values measured for every config (default: fp32,bf16)")
+    p.add_argument("--quick", action="store_true", help="smoke test: the CPU config only, 1 warm-up and 2 timed steps, 3 loader batches")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = p.parse_args(argv)
+    if args.quick:
+        args.configs, args.steps, args.gpu_steps, args.warmup, args.loader_batches = DEFAULT_CONFIGS[:1], 2, 2, 1, 3
+    precisions = [t.strip() for t in args.precisions.split(",") if t.strip()]
+    if not precisions:
+        p.error("--precisions names no precision")
     if not os.environ.get("FACEFILL_VGG16"):
         shared = ROOT.parent / "shared/weights/vgg16_imagenet_caffe.safetensors"
         if shared.is_file():
@@ -151,10 +191,12 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = []
     for path in args.configs:
-        print(f"measuring {path} ...", flush=True)
-        r = measure_config(path.resolve(), args)
-        print(json.dumps(r, indent=2), flush=True)
-        runs.append(r)
+        for precision in precisions:
+            print(f"measuring {path} with train.amp={precision} ...", flush=True)
+            r = measure_config(path.resolve(), precision, args)
+            print(json.dumps(r, indent=2), flush=True)
+            runs.append(r)
+    add_ratios(runs)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     date = _dt.date.today().isoformat()
     report = {
@@ -166,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "gpu": gpu,
+            "cpu_native_bf16": native_bf16_cpu(),
+            "cpu_bf16": cpu_bf16_statement(),
         },
         "runs": runs,
         "notes": [
@@ -174,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             "Schedule: the config's iterations at the measured rate (the paper's 450k x 6 for the paper config).",
         ],
     }
-    json_path, md_path = write_report(args.out, f"train-{date}", report, to_markdown(report))
+    stem = f"train-{date}" + ("-quick" if args.quick else "")
+    json_path, md_path = write_report(args.out, stem, report, to_markdown(report))
     print(f"wrote {json_path} and {md_path}")
 
 

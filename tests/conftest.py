@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,15 @@ from PIL import Image
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _fp32_where_not_forced(monkeypatch):
+    """``precision="auto"`` means fp32 in every test, on every machine: without this a CPU with
+    native bf16 would run the whole suite in bf16 (tests/test_precision.py forces each case).
+    An explicit FACEFILL_NATIVE_BF16 in the environment is kept."""
+    if "FACEFILL_NATIVE_BF16" not in os.environ:
+        monkeypatch.setenv("FACEFILL_NATIVE_BF16", "0")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@
   matrix product and on a typical 3x3 convolution, the yardsticks for a model's GFLOP/s.
 * :func:`peak_forward_rss`: peak resident-memory increase of one forward pass, measured in a
   fresh subprocess (see its docstring for the method).
-* :func:`machine_info`: torch version, threads, CPU model, GPU, date.
+* :func:`machine_info`: torch version, threads, CPU model, whether it has native bf16
+  (:func:`cpu_bf16_statement`), GPU, date.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,12 +32,14 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ._device import autocast, native_bf16_cpu
 from .errors import FacefillError
 
 __all__ = [
     "Timing",
     "bench_inputs",
     "conv_throughput",
+    "cpu_bf16_statement",
     "cpu_model",
     "inference_latency",
     "machine_info",
@@ -112,6 +114,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_bf16_statement() -> str:
+    """Whether this CPU computes bf16 natively, in words for a report (and where that came from)."""
+    if native_bf16_cpu():
+        text = "this CPU computes bf16 natively (AVX512-BF16 or AMX)"
+    else:
+        text = "this CPU has no native bf16 (no AVX512-BF16 / AMX): torch emulates it, several times slower than fp32"
+    if os.environ.get("FACEFILL_NATIVE_BF16") in ("0", "1"):
+        text += " (as FACEFILL_NATIVE_BF16 says, not as checked)"
+    return text
+
+
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -119,6 +132,8 @@ def machine_info() -> dict[str, Any]:
         "torch_num_threads": torch.get_num_threads(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_native_bf16": native_bf16_cpu(),
+        "cpu_bf16": cpu_bf16_statement(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cuda_available": torch.cuda.is_available(),
@@ -141,12 +156,6 @@ def bench_inputs(batch: int, size: int, device: torch.device | str = "cpu", seed
     q = size // 4
     mask[..., q : size - q, q : size - q] = 1.0
     return image.to(device), mask.to(device)
-
-
-def _autocast(device: torch.device | str, dtype: torch.dtype | None):
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def inference_latency(
@@ -174,7 +183,7 @@ def inference_latency(
     fn = torch.compile(model.inpaint) if compile else model.inpaint
 
     def run():
-        with torch.inference_mode(), _autocast(device, autocast_dtype):
+        with torch.inference_mode(), autocast(device, autocast_dtype):
             fn(image, mask)
 
     try:
@@ -209,7 +218,7 @@ def train_step_rate(
     hole_pixels = mask.sum() * 3
 
     def step():
-        with _autocast(device, autocast_dtype):
+        with autocast(device, autocast_dtype):
             out = model.inpaint(image, mask)
         loss = ((out.float() - image).abs() * mask).sum() / hole_pixels
         opt.zero_grad(set_to_none=True)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from . import cost as _cost
-from ._console import console, fail
+from ._console import console, fail, precision_option
 from .errors import FacefillError
 from .data_cli import prepare_celeba
 from .evaluate_cli import evaluate_cmd
@@ -131,17 +131,18 @@ def demo_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="generator weights (default: the bundled demo weights)"),
     seed: int = typer.Option(0, "--seed", help="seed of the generated hole"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: CUDA when available)"),
+    precision: str = precision_option(),
 ) -> None:
     """Inpaint a bundled public-domain face (NASA's astronaut portrait) with a generated hole."""
     from .demo import run_demo
 
     try:
-        r = run_demo(out, weights=weights, seed=seed, device=device)
+        r = run_demo(out, weights=weights, seed=seed, device=device, precision=precision)
     except FacefillError as e:
         fail(str(e))
     console.print(
         f"inpainted the astronaut's face (crop {r.face_box}, hole {r.hole_ratio:.1%} of it) "
-        f"with {r.weights} in {r.seconds:.1f} s"
+        f"with {r.weights} in {r.seconds:.1f} s ({r.precision})"
     )
     console.print(f"face crop: PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, L1 in the hole {r.hole_l1:.4f}")
     for f in r.files:

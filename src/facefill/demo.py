@@ -43,6 +43,7 @@ class DemoResult:
     hole_l1: float
     seconds: float
     weights: str
+    precision: str  # what the model ran in: bf16, fp16 or fp32
 
 
 def sample_image() -> Image.Image:
@@ -82,10 +83,14 @@ def run_demo(
     weights: str | Path | None = None,
     seed: int = 0,
     device: str | None = None,
+    precision: str | None = "auto",
 ) -> DemoResult:
-    """Inpaint the sample face; write ``demo_compare.png``, ``demo_output.png``, ``demo_mask.png``."""
+    """Inpaint the sample face; write ``demo_compare.png``, ``demo_output.png``, ``demo_mask.png``.
+
+    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``, as for :class:`~facefill.inpaint.Inpainter`.
+    """
     start = time.perf_counter()
-    inpainter = Inpainter.from_pretrained(weights, device=device)
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
     image = sample_image()
     mask, (x0, y0, x1, y1) = demo_mask(image, seed)
     output = inpainter(image, Image.fromarray(mask * 255), feather=0)
@@ -120,4 +125,5 @@ def run_demo(
         hole_l1=hole_l1,
         seconds=seconds,
         weights=str(weights) if weights else "bundled demo weights",
+        precision=inpainter.precision,
     )

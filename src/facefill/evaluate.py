@@ -51,7 +51,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._device import resolve_device
+from ._device import precision_name, resolve_device, resolve_precision
+from ._inference import prepare_model, run_generator
 from .checkpoint import atomic_write, load_weights, sha256_file
 from .data import ImageFolderDataset, load_image
 from .errors import FacefillError, InputError
@@ -385,8 +386,10 @@ class _Optional:
 # --------------------------------------------------------------------------- the evaluation
 
 
-def _call(generator: Generator, image: torch.Tensor, mask: torch.Tensor, cycles: Optional[int]) -> torch.Tensor:
-    out = generator(image, mask) if cycles is None else generator(image, mask, cycles=cycles)
+def _call(
+    generator: Generator, image: torch.Tensor, mask: torch.Tensor, cycles: Optional[int], dtype: Optional[torch.dtype]
+) -> torch.Tensor:
+    out = run_generator(generator, image, mask, dtype, **({} if cycles is None else {"cycles": cycles}))
     if not isinstance(out, torch.Tensor) or out.shape != image.shape:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise EvaluationError(f"the generator returned {got}; expected a tensor of shape {tuple(image.shape)}")
@@ -413,6 +416,7 @@ def evaluate(
     lpips: bool = False,
     fid: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
+    precision: Optional[str] = "auto",
 ) -> dict:
     """Evaluate a generator on every test image with the fixed masks of each bin.
 
@@ -444,13 +448,17 @@ def evaluate(
         lpips, fid: add these metrics when their packages and weights are available locally;
             otherwise the result's ``skipped`` says what is missing.
         progress: called as ``progress(done_images, total_images)`` after each batch.
+        precision: ``"auto"`` (bf16 where the hardware has it natively, else fp32), ``"bf16"``,
+            ``"fp32"`` or ``"fp16"`` (CUDA only); the generator runs under that autocast, the
+            composite and the metrics are float32 (a given module is made channels_last under
+            bf16 / fp16). The result's ``precision`` says what ran.
 
     Returns:
         The dict written as ``metrics.json``: ``bins`` (``{name: {psnr, ssim, l1, grad, grad_gt,
         grad_ratio, saturated, n, hole_ratio}}``)
         or, for a list of cycles, ``cycles: {"N": {"bins": ...}}``; plus ``model``, ``data``,
-        ``manifest``, ``pairing``, ``size``, ``batch_size``, ``device``, ``notes``, ``skipped``
-        and ``files``. Same inputs, same device, same batch size: same numbers.
+        ``manifest``, ``pairing``, ``size``, ``batch_size``, ``device``, ``precision``, ``notes``,
+        ``skipped`` and ``files``. Same inputs, same device, same batch size: same numbers.
 
     Raises:
         CheckpointError, ManifestError, DatasetError, EvaluationError (all :class:`FacefillError`),
@@ -467,6 +475,10 @@ def evaluate(
         raise EvaluationError(f"output {out_path} exists and is not a folder")
 
     generator, model_info, dev = _resolve_generator(generator, device)
+    try:
+        dtype = resolve_precision(precision, dev)
+    except InputError as e:
+        raise EvaluationError(str(e)) from None
     cycle_list = _check_cycles(cycles, generator, model_info["name"])
     entries, manifest_info = _manifest_info(manifest)
     masks_by_bin = _select_bins(entries, bins, manifest_info["path"])
@@ -490,7 +502,7 @@ def evaluate(
     module = generator if isinstance(generator, nn.Module) else None
     was_training = module.training if module is not None else False
     if module is not None:
-        module.to(dev).eval()
+        prepare_model(module.to(dev).eval(), dtype)
     try:
         with torch.inference_mode():
             for start in range(0, n, batch_size):
@@ -500,7 +512,7 @@ def evaluate(
                     mask = torch.stack([read_mask(files[pairs[b][i]]["file"], side) for i in index]).to(dev)
                     ratio = mask.flatten(1).mean(1).double().cpu().tolist()
                     for c in cycle_list:
-                        out = _call(generator, image, mask, c)
+                        out = _call(generator, image, mask, c, dtype)
                         acc = values[(c, b)]
                         acc["psnr"] += psnr(out, image).double().cpu().tolist()
                         acc["ssim"] += ssim(out, image).double().cpu().tolist()
@@ -555,6 +567,7 @@ def evaluate(
         "size": side,
         "batch_size": batch_size,
         "device": str(dev),
+        "precision": precision_name(dtype),
         "notes": notes,
         "skipped": extra.skipped,
         "files": [],

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._console import console, fail
+from ._console import console, fail, precision_option
 from .errors import FacefillError
 
 
@@ -81,6 +81,7 @@ def evaluate_cmd(
     samples: int = typer.Option(4, "--samples", help="rows in each sample grid (0: no grids)"),
     lpips: bool = typer.Option(False, "--lpips", help="add LPIPS when torchvision and its AlexNet weights are local"),
     fid: bool = typer.Option(False, "--fid", help="add FID when torch-fidelity and its Inception weights are local"),
+    precision: str = precision_option(),
 ) -> None:
     """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1, hole gradient,
     saturated blocks on the composite).
@@ -112,7 +113,7 @@ def evaluate_cmd(
         settings = {
             "bins": bins, "cycles": parsed_cycles, "batch_size": batch_size, "device": device, "split": split,
             "holdout": holdout, "holdout_seed": holdout_seed, "size": size, "grid_count": samples,
-            "lpips": lpips, "fid": fid,
+            "lpips": lpips, "fid": fid, "precision": precision,
         }
         try:
             if len(data) == 1:
@@ -145,6 +146,7 @@ def _print_result(result: dict, folder: Path, name: Optional[str]) -> None:
         + f", {result['data']['images']} images at {result['size']}x{result['size']}"
         + (f" (held out of {held['of_split']})" if held else "")
         + ("" if "bins" not in result else f", cycles {result['cycles']}")
+        + f", {result['precision']}"
     )
     head, cells = result_table(result)
     table = Table(title=escape(title))

@@ -47,6 +47,10 @@ Decisions, for the record:
 - ``seed``: APFI has no randomness at inference; the seed is accepted and, when given, the
   model runs under a forked, seeded torch RNG, so a stochastic model would be deterministic
   too and the caller's global RNG is left as it was.
+- ``precision``: ``"auto"`` (default) runs bf16 where the hardware computes it natively (a
+  CUDA GPU, a CPU with AVX512-BF16 or AMX) and float32 elsewhere; ``"bf16"`` / ``"fp32"`` force
+  one (``"fp16"``: CUDA only). See :func:`facefill._device.resolve_precision`. The output is
+  float32 whatever the precision, composited in float32, so the known pixels are the input's.
 - What happened to each image is in ``inpainter.last_info`` (a list of :class:`InpaintInfo`)
   and, with ``return_info=True``, returned as ``(result, infos)``.
 """
@@ -70,7 +74,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._device import resolve_device
+from ._device import precision_name, resolve_device, resolve_precision
+from ._inference import prepare_model, run_generator
 from .checkpoint import CheckpointError, load_weights
 from .data import ImageReadError
 from .errors import InputError
@@ -123,6 +128,8 @@ class InpaintInfo:
     ``crop``: (left, top, right, bottom) in image pixels of the region given to the model
     (may reach outside the image; that part is edge-replicated). ``face``: the chosen
     detector box (x, y, w, h). ``hole_fraction``: share of the image's pixels in the hole.
+    ``precision``: what the model ran in (``"bf16"``, ``"fp16"`` or ``"fp32"``); ``None`` when
+    the model did not run (an empty mask).
     """
 
     mode: str
@@ -132,6 +139,7 @@ class InpaintInfo:
     faces_detected: int = 0
     hole_fraction: float = 0.0
     mask_resized: bool = False
+    precision: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -543,9 +551,13 @@ class Inpainter:
         device: str | torch.device | None = None,
         batch_size: int = 8,
         meta: dict[str, str] | None = None,
+        precision: str | None = "auto",
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        #: The autocast dtype (``None``: float32) and its name, from ``precision``.
+        self.dtype = resolve_precision(precision, self.device)
+        self.precision = precision_name(self.dtype)
+        self.model = prepare_model(model.to(self.device).eval(), self.dtype)
         stride = int(getattr(model, "stride", 1))
         self.stride = stride
         self.size = max(stride, -(-int(size) // stride) * stride)
@@ -563,13 +575,15 @@ class Inpainter:
         *,
         expected_sha256: str | None = None,
         batch_size: int = 8,
+        precision: str | None = "auto",
     ) -> "Inpainter":
         """Load a facefill weights file (``path=None``: the bundled demo weights).
 
         The model's working size is the training size recorded in the file
         (``train_config.data.size``), else 256. Raises :class:`WeightsNotFoundError` when
         the file is missing and :class:`~facefill.checkpoint.CheckpointError` when it is not
-        a facefill safetensors file or fails its sha256.
+        a facefill safetensors file or fails its sha256. ``precision``: ``"auto"``, ``"bf16"``,
+        ``"fp32"`` (or ``"fp16"`` on CUDA), refused with an :class:`InputError` before the load.
         """
         if path is None:
             res = resources.files("facefill").joinpath(DEMO_WEIGHTS)
@@ -580,15 +594,17 @@ class Inpainter:
                     "Inpainter.from_pretrained('runs/faces/apfi_small.safetensors') or --weights FILE"
                 )
             with resources.as_file(res) as p:
-                return cls.from_pretrained(p, device, expected_sha256=expected_sha256, batch_size=batch_size)
+                return cls.from_pretrained(
+                    p, device, expected_sha256=expected_sha256, batch_size=batch_size, precision=precision
+                )
         path = Path(path)
         if not path.is_file():
             raise WeightsNotFoundError(f"weights file {path} does not exist")
-        resolve_device(device)  # refuse a bad device before the load
+        resolve_precision(precision, resolve_device(device))  # refuse a bad device or precision before the load
         model, meta = load_weights(path, expected_sha256=expected_sha256)
         if not isinstance(model, InpaintingGenerator):
             raise CheckpointError(f"{path} holds a {meta.get('model')!r} model, not an inpainting generator")
-        return cls(model, size=_train_size(meta), device=device, batch_size=batch_size, meta=meta)
+        return cls(model, size=_train_size(meta), device=device, batch_size=batch_size, meta=meta, precision=precision)
 
     # -- the call ---------------------------------------------------------------------------
 
@@ -764,8 +780,13 @@ class Inpainter:
                 for start in range(0, len(group), self.batch_size):
                     chunk = group[start : start + self.batch_size]
                     images, holes = zip(*(self._model_input(j, hw) for j in chunk))
-                    out = self.model(torch.cat(images).to(self.device), torch.cat(holes).to(self.device), **kwargs)
-                    for j, o in zip(chunk, out.float().cpu()):
+                    image, hole = torch.cat(images).to(self.device), torch.cat(holes).to(self.device)
+                    out = run_generator(self.model, image, hole, self.dtype, **kwargs)
+                    # The composite again, in float32: the known pixels are the input's whatever
+                    # the model did in reduced precision.
+                    out = torch.where(hole > 0.5, out, image)
+                    for j, o in zip(chunk, out.cpu()):
+                        j.info.precision = self.precision
                         self._paste(j, o)
 
     def _model_input(self, job: _Job, hw: tuple[int, int]):

@@ -21,7 +21,7 @@ import typer
 from PIL import Image
 from rich.markup import escape
 
-from ._console import console, fail
+from ._console import console, fail, precision_option
 from .checkpoint import atomic_write
 from .data import IMAGE_EXTENSIONS
 from .errors import FacefillError
@@ -124,6 +124,7 @@ def inpaint_cmd(
     invert_mask: bool = typer.Option(False, "--invert-mask", help="black (0) is the hole"),
     dilate: int = typer.Option(0, "--dilate", help="grow the hole by N pixels"),
     feather: int = typer.Option(3, "--feather", help="blend N pixels around the hole; 0 = hard edge"),
+    precision: str = precision_option(),
 ) -> None:
     """Inpaint the holes of a face photo (or a folder of them); white in the mask = hole."""
     from .inpaint import Inpainter, open_image, read_mask
@@ -189,7 +190,7 @@ def inpaint_cmd(
                 fail(f"output {t} is one of the inputs; inputs are never overwritten, choose another -o")
 
     try:
-        inpainter = Inpainter.from_pretrained(weights, device=device)
+        inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
     except FacefillError as e:
         fail(str(e))
 
@@ -226,6 +227,7 @@ def inpaint_cmd(
         if not folder_mode:
             info = infos[0]
             where = f", face at {info.face}" if info.face else ""
+            where += f", {info.precision}" if info.precision else ""
             _say(f"wrote {escape(str(target))} ({info.mode}{where})")
     if folder_mode:
         done = len(pairs) - failures

@@ -374,10 +374,15 @@ def serve(
     port: int = 7860,
     device: str | None = None,
     share: bool = False,
+    precision: str | None = "auto",
 ) -> None:
-    """Load ``weights`` (None: the bundled demo weights) and serve the page until interrupted."""
+    """Load ``weights`` (None: the bundled demo weights) and serve the page until interrupted.
+
+    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``, as for :class:`~facefill.inpaint.Inpainter`.
+    """
     _import_gradio()  # fail on a missing gradio before loading a model
     from .inpaint import Inpainter
 
-    inpainter = Inpainter.from_pretrained(weights, device=device)
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
+    logger.info("serving %s on %s in %s", weights or "the bundled demo weights", inpainter.device, inpainter.precision)
     launch(build_app(inpainter), host=host, port=port, share=share, block=True)

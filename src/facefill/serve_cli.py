@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from ._console import fail
+from ._console import fail, precision_option
 from .errors import FacefillError
 
 __all__ = ["serve_cmd"]
@@ -26,6 +26,7 @@ def serve_cmd(
     device: Optional[str] = typer.Option(
         None, "--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if present)"
     ),
+    precision: str = precision_option(),
 ) -> None:
     """Serve a web page to inpaint photos: upload, paint the hole, press Inpaint."""
     if not 0 < port < 65536:
@@ -33,6 +34,6 @@ def serve_cmd(
     from .serve import serve
 
     try:
-        serve(weights, host=host, port=port, device=device)
+        serve(weights, host=host, port=port, device=device, precision=precision)
     except FacefillError as e:
         fail(str(e))

@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
+from .._device import autocast_off
 from ..edges import canny, rgb_to_gray
 from ..errors import InputError
 from .base import InpaintingGenerator, check_int
@@ -89,13 +90,16 @@ class _SpectralNorm(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if weight.device.type == "meta":  # shapes only (parameter counts): nothing to scale
             return weight
-        mat = self._matrix(weight)
-        if self.training and weight._version != self._seen_version:
-            self._power_iteration(mat.detach(), 1)
-            self._seen_version = weight._version
-        # Clones: autograd keeps u and v, which the next power iteration overwrites.
-        sigma = torch.dot(self._u.clone(), mat @ self._v.clone())
-        return weight / sigma
+        # In float32 under autocast too: a bf16 ``mat @ v`` cannot meet the float32 ``u`` in a dot,
+        # and sigma scales every weight of the conv.
+        with autocast_off(weight.device):
+            mat = self._matrix(weight)
+            if self.training and weight._version != self._seen_version:
+                self._power_iteration(mat.detach(), 1)
+                self._seen_version = weight._version
+            # Clones: autograd keeps u and v, which the next power iteration overwrites.
+            sigma = torch.dot(self._u.clone(), mat @ self._v.clone())
+            return weight / sigma
 
 
 def _conv(sn: bool, *args: Any, transpose: bool = False, **kwargs: Any) -> nn.Module:

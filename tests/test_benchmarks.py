@@ -1,0 +1,46 @@
+"""The benchmark scripts' argument handling (their measurements are run by hand, not here)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from facefill import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cost_quick_measures_a_model_whose_stride_exceeds_the_size_at_its_smallest_size():
+    cost = _script("cost")
+    args = cost.parse_args(["--quick", "--models", "apfi,pconv", "--reference", ""])
+    assert args.sizes_by_model == {"apfi": [64], "pconv": [128]}
+    assert args.train_size_by_model == {"apfi": 64, "pconv": 128}
+    assert args.size_notes == ["pconv: 64 is not a multiple of its stride 128; measured at 128"]
+    assert cost.measured_sizes(args) == [64, 128]
+    assert args.dtypes == {"fp32": None, "bf16": torch.bfloat16}
+
+
+def test_cost_refuses_an_unknown_precision(capsys):
+    cost = _script("cost")
+    with pytest.raises(SystemExit):
+        cost.parse_args(["--quick", "--precisions", "fp32,nosuch"])
+    assert "precision must be one of" in capsys.readouterr().err
+
+
+def test_the_reports_say_whether_bf16_is_native(monkeypatch):
+    monkeypatch.setenv("FACEFILL_NATIVE_BF16", "1")
+    assert bench.cpu_bf16_statement().startswith("this CPU computes bf16 natively")
+    monkeypatch.setenv("FACEFILL_NATIVE_BF16", "0")
+    info = bench.machine_info()
+    assert info["cpu_native_bf16"] is False and "emulates" in info["cpu_bf16"]
+    assert "FACEFILL_NATIVE_BF16" in info["cpu_bf16"]
