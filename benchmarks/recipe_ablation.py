@@ -1,20 +1,20 @@
 """Recipe ablation for APFI on small data: which objective gives fills that beat Telea.
 
-Every variant trains APFI ``small`` at 128 px from ``configs/apfi_faces_cpu.yaml`` for the same
+Every variant trains APFI ``small`` at ``--size`` (64 or 128 px) from ``configs/apfi_faces_cpu.yaml`` for the same
 number of steps, with the same seed, data order and masks, on the celeba + faces128 train
 splits **minus a held-out validation part** (``data.holdout``, the same seeded carve per
 folder), and is judged on that held-out part only, never on a test split. Each folder's
-held-out images are scored on their own with the committed 128 px mask set
-(``benchmarks/masks/128px-seed0-n63``, the paper's bins), beside OpenCV's Telea on the same
+held-out images are scored on their own with the committed mask set of that size
+(``benchmarks/masks/<size>px-seed0-n63``, the paper's bins), beside OpenCV's Telea on the same
 pairs: PSNR, SSIM, L1, the Sobel-gradient ratio of the hole to the ground truth's (blur shows
 as a ratio well below 1) and the count of images with a saturated 8x8 block in the hole.
 
-    python benchmarks/recipe_ablation.py --steps 400                    # every variant
-    python benchmarks/recipe_ablation.py --steps 400 --variants l1 tuned
+    python benchmarks/recipe_ablation.py --size 64 --steps 400                  # every variant
+    python benchmarks/recipe_ablation.py --size 128 --steps 400 --variants l1 raw-late-critic-aug
 
 Finished runs in ``--workdir`` are reused (an interrupted one resumes from its checkpoint), so
-the table can be filled over several runs. Writes ``benchmarks/results/recipe-ablation-<date>``
-(.json and .md) with the command, the variants' overrides and every number.
+the table can be filled over several runs. Writes
+``benchmarks/results/recipe-ablation-<date>-<size>px-<steps>steps`` (.json and .md) with the command, the variants' overrides and every number.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ from facefill.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = [ROOT / "data/celeba128", ROOT.parent / "shared/data/faces128"]
-MASKS = ROOT / "benchmarks/masks/128px-seed0-n63"
+
+def masks(size: int) -> Path:
+    """The committed mask set at ``size`` (64 or 128 px)."""
+    return ROOT / f"benchmarks/masks/{size}px-seed0-n63"
+
 BINS = "0.1-0.2,0.3-0.4,0.5-0.6"
 
 NO_CRITIC = ["loss.adv=0", "model.discriminator=none"]
@@ -64,6 +68,7 @@ def overrides(name: str, args: argparse.Namespace) -> list[str]:
         f"data.holdout={args.holdout}",
         "data.val_count=0",
         "data.workers=1",
+        f"data.size={args.size}",
         f"train.iterations={args.steps}",
         "train.finetune_iterations=0",
         f"train.seed={args.seed}",
@@ -77,7 +82,7 @@ def overrides(name: str, args: argparse.Namespace) -> list[str]:
 
 
 def train(name: str, args: argparse.Namespace) -> tuple[Path, float]:
-    out = args.workdir / name
+    out = args.workdir / f"{args.size}px-{args.steps}" / name
     cfg = load_config(ROOT / "configs/apfi_faces_cpu.yaml", overrides(name, args))
     record = out / "train_seconds.json"
     trainer = Trainer(cfg, out, resume=(out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step_*.pt")))
@@ -94,8 +99,8 @@ def train(name: str, args: argparse.Namespace) -> tuple[Path, float]:
 
 def score(generator, args: argparse.Namespace) -> dict:
     results = evaluate_sets(
-        generator, args.data, MASKS, None, bins=BINS, split="train", holdout=args.holdout,
-        size=128, grid_count=0,
+        generator, args.data, masks(args.size), None, bins=BINS, split="train", holdout=args.holdout,
+        size=args.size, grid_count=0,
     )
     return {name: r["bins"] for name, r in results.items()}
 
@@ -106,7 +111,7 @@ def to_markdown(report: dict) -> str:
     lines = [
         f"# APFI recipe ablation on held-out train images, {report['date']}",
         "",
-        f"APFI small, 128 px, batch 8, {report['steps']} steps each (seed {report['seed']}), trained on the "
+        f"APFI small, {report['size']} px, batch 8, {report['steps']} steps each (seed {report['seed']}), trained on the "
         f"train splits of {', '.join(sets)} minus {report['holdout']} held-out images per folder; scored on "
         f"those held-out images with {report['masks']}. Margins are to OpenCV Telea on the same pairs.",
         f"Command: `{report['command']}`",
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=128, choices=(64, 128))
     p.add_argument("--holdout", type=int, default=64, help="held-out validation images per folder")
     p.add_argument("--data", type=Path, nargs="+", default=DEFAULT_DATA)
     p.add_argument("--workdir", type=Path, default=ROOT / "runs/recipe-ablation")
@@ -162,11 +168,12 @@ def main(argv: list[str] | None = None) -> None:
         "steps": args.steps,
         "seed": args.seed,
         "holdout": args.holdout,
-        "masks": str(MASKS.relative_to(ROOT)),
+        "size": args.size,
+        "masks": str(masks(args.size).relative_to(ROOT)),
         "telea": score(create_model("telea"), args),
         "variants": {},
     }
-    stem = f"recipe-ablation-{date}"
+    stem = f"recipe-ablation-{date}-{args.size}px-{args.steps}steps"
     for name in args.variants:
         weights, seconds = train(name, args)
         report["variants"][name] = {

@@ -57,7 +57,7 @@ def measure_config(path: Path, precision: str, args: argparse.Namespace) -> dict
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(path, overrides)
-    stand_in = args.data_always or not Path(cfg.data.root).is_dir()
+    stand_in = args.data_always or not cfg.data.roots or not all(Path(r).is_dir() for r in cfg.data.roots)
     if stand_in:
         cfg = load_config(path, overrides + [f"data.root={args.data.resolve()}"])
     with tempfile.TemporaryDirectory() as tmp:

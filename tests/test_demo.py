@@ -36,20 +36,27 @@ def test_demo_mask_is_seeded_and_on_the_face():
 
 def test_run_demo_writes_outputs_and_keeps_known_pixels(tmp_path):
     r = run_demo(tmp_path / "out", weights=_weights(tmp_path), seed=0, device="cpu")
-    assert [f.name for f in r.files] == ["demo_compare.png", "demo_output.png", "demo_mask.png"]
+    assert [f.name for f in r.files] == ["demo_compare.png", "demo_vs_telea.png", "demo_output.png", "demo_mask.png"]
     original = np.asarray(sample_image())
-    output = np.asarray(Image.open(r.files[1]))
-    mask = np.asarray(Image.open(r.files[2])) > 0
+    output = np.asarray(Image.open(r.files[2]))
+    mask = np.asarray(Image.open(r.files[3])) > 0
     assert output.shape == original.shape
     assert np.array_equal(output[~mask], original[~mask])
     assert Image.open(r.files[0]).size == (3 * 512 + 16, 512)
+    versus = np.asarray(Image.open(r.files[1]))
+    assert versus.shape == (512, 4 * 512 + 24, 3)
+    telea = versus[:, 2 * 520 : 2 * 520 + 512]
+    assert np.array_equal(telea[~mask], original[~mask]) and not np.array_equal(telea[mask], output[mask])
     assert 0 < r.ssim <= 1 and r.psnr > 0 and 0 <= r.hole_l1 <= 1
+    # Telea on the same hole: a real fill, scored the same way.
+    assert 15 < r.telea["psnr"] < 40 and 0 < r.telea["hole_l1"] < 0.2 and isinstance(r.saturated, bool)
 
 
 def test_demo_cli(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--weights", str(_weights(tmp_path))])
     assert result.exit_code == 0, result.output
     assert "PSNR" in result.output and (tmp_path / "d" / "demo_compare.png").is_file()
+    assert "OpenCV Telea, same hole: PSNR" in result.output
 
 
 def test_demo_cli_refuses_foreign_weights(tmp_path):

@@ -271,6 +271,43 @@ def test_paper_config_is_the_papers_recipe():
     assert cpu.model.preset == "small" and cpu.data.root.endswith("shared/data/faces128")
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and k not in ("args", "augment") else {f"{prefix}{k}": v})
+    return out
+
+
+def test_tuned_recipe_differs_from_the_papers_exactly_where_its_config_says(faces, tmp_path):
+    from facefill.config import config_to_dict
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    paper = _flat(config_to_dict(load_config(configs / "apfi_faces_cpu.yaml")))
+    tuned = _flat(config_to_dict(load_config(configs / "apfi_faces_tuned.yaml")))
+    differs = {k for k in paper if paper[k] != tuned[k]}
+    assert differs == {
+        "data.root", "data.val_count", "data.augment", "loss.vgg_input", "loss.args", "train.val_every",
+        "train.iterations", "train.save_every", "train.lr_warmup", "train.lr_decay", "train.lr_min_factor",
+        "train.ema_decay",
+    }, differs
+    assert (tuned["loss.adv"], tuned["loss.perceptual"], tuned["loss.style"], tuned["loss.l1"]) == (None,) * 4  # paper weights
+    stage1 = _flat(config_to_dict(load_config(configs / "apfi_faces_tuned64.yaml")))
+    assert {k for k in tuned if tuned[k] != stage1[k]} == {
+        "data.size", "train.iterations", "train.lr_warmup", "train.lr_decay", "train.lr_min_factor",
+        "train.ema_decay", "train.critic_start",
+    }
+    # Both build: the tuned one with raw VGG input and DiffAugment on the critic.
+    for name, extra in (("apfi_faces_cpu.yaml", []), ("apfi_faces_tuned.yaml", ["loss.args={critic_augment: 'translation,cutout'}"])):
+        cfg = load_config(configs / name, [f"data.root={faces}", "data.size=32", "loss.vgg_weights=random",
+                                           "model.generator_args={width: 8, reasoning: [8, 16, 16], unet: [8, 16, 16], cycles: 2}",
+                                           "data.workers=0", "data.val_count=0", "train.device=cpu", *extra])
+        trainer = Trainer(cfg, tmp_path / name)
+        raw = name != "apfi_faces_cpu.yaml"
+        assert trainer.recipe.loss.vgg.input_convention == ("raw" if raw else "imagenet")
+        assert trainer.recipe.critic_augment == (("translation", "cutout") if raw else ())
+        assert (trainer.ema is not None) == raw
+
+
 DDP_SCRIPT = textwrap.dedent(
     """
     import hashlib, sys, torch, torch.distributed as dist

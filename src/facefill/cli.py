@@ -145,6 +145,10 @@ def demo_cmd(
         f"with {r.weights} in {r.seconds:.1f} s ({r.precision})"
     )
     console.print(f"face crop: PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, L1 in the hole {r.hole_l1:.4f}")
+    t = r.telea
+    console.print(f"OpenCV Telea, same hole: PSNR {t['psnr']:.2f} dB, SSIM {t['ssim']:.4f}, L1 in the hole {t['hole_l1']:.4f}")
+    if r.saturated:
+        console.print("[yellow]warning:[/yellow] the fill has a flat saturated (white or black) block in the hole")
     for f in r.files:
         console.print(f"wrote {f}")
 

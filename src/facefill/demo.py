@@ -6,7 +6,8 @@ scikit-image ships as ``astronaut``). Its face is found with the same detector t
 (hole ratio 15-30 % of the face crop), the photo is inpainted through the full photo
 pipeline (detect, crop, inpaint at the model's size, paste back the hole only), and the
 result is scored against the original on the face crop: PSNR, SSIM and the L1 error inside
-the hole. Nothing is downloaded.
+the hole, beside OpenCV's Telea on the same hole (the classical method a learned fill has to
+beat), and checked for flat saturated blocks in the hole. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -24,7 +26,7 @@ from .checkpoint import atomic_write
 from .errors import InputError
 from .inpaint import Inpainter, _face_square, detect_faces
 from .masks import random_mask
-from .metrics import psnr, ssim
+from .metrics import psnr, saturated_blocks, ssim
 
 __all__ = ["DemoResult", "run_demo", "sample_image", "demo_mask"]
 
@@ -44,6 +46,8 @@ class DemoResult:
     seconds: float
     weights: str
     precision: str  # what the model ran in: bf16, fp16 or fp32
+    telea: dict[str, float]  # psnr, ssim, hole_l1 of OpenCV Telea on the same hole and crop
+    saturated: bool  # the fill has an 8x8 hole block stuck at 0 or 255 where the photo is not
 
 
 def sample_image() -> Image.Image:
@@ -85,7 +89,9 @@ def run_demo(
     device: str | None = None,
     precision: str | None = "auto",
 ) -> DemoResult:
-    """Inpaint the sample face; write ``demo_compare.png``, ``demo_output.png``, ``demo_mask.png``.
+    """Inpaint the sample face; write ``demo_compare.png`` (masked | result | original),
+    ``demo_vs_telea.png`` (masked | result | OpenCV Telea | original), ``demo_output.png`` and
+    ``demo_mask.png``.
 
     ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``, as for :class:`~facefill.inpaint.Inpainter`.
     """
@@ -103,15 +109,27 @@ def run_demo(
     hole = torch.from_numpy(mask[crop].astype(bool))
     hole_l1 = float((a - b).abs()[0].permute(1, 2, 0)[hole].mean())
 
+    telea = cv2.inpaint(np.ascontiguousarray(original[:, :, ::-1]), mask * 255, 3.0, cv2.INPAINT_TELEA)[:, :, ::-1]
+    t = _tensor(telea[crop])
+    telea_scores = {
+        "psnr": float(psnr(t, b)[0]), "ssim": float(ssim(t, b)[0]),
+        "hole_l1": float((t - b).abs()[0].permute(1, 2, 0)[hole].mean()),
+    }
+    saturated = bool(saturated_blocks(a, b, hole[None, None].float())[0])
+
     masked = original.copy()
     masked[mask.astype(bool)] = 255
     gap = np.full((original.shape[0], 8, 3), 255, np.uint8)
     compare = np.concatenate([masked, gap, result, gap, original], axis=1)
+    versus = np.concatenate([masked, gap, result, gap, np.ascontiguousarray(telea), gap, original], axis=1)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, array in (("demo_compare.png", compare), ("demo_output.png", result), ("demo_mask.png", mask * 255)):
+    for name, array in (
+        ("demo_compare.png", compare), ("demo_vs_telea.png", versus), ("demo_output.png", result),
+        ("demo_mask.png", mask * 255),
+    ):
         path = out / name
         atomic_write(path, lambda tmp, a=array: Image.fromarray(a).save(tmp, format="PNG"))
         files.append(path)
@@ -126,4 +144,6 @@ def run_demo(
         seconds=seconds,
         weights=str(weights) if weights else "bundled demo weights",
         precision=inpainter.precision,
+        telea=telea_scores,
+        saturated=saturated,
     )
