@@ -73,17 +73,17 @@ def native_bf16_cpu() -> bool:
     return _native_bf16_cache
 
 
-def _note_once(key: str, message: str) -> None:
+def _note_once(key: str, message: str, level: int = logging.WARNING) -> None:
     if key not in _noted:
         _noted.add(key)
-        logging.getLogger("facefill").warning(message)
+        logging.getLogger("facefill").log(level, message)
 
 
 def resolve_precision(precision: str | None, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``; ``None`` means plain float32.
 
     - ``"auto"`` / ``None``: bf16 on a CUDA GPU that supports it and on a CPU with native bf16
-      (:func:`native_bf16_cpu`); float32 elsewhere, with a one-line note the first time.
+      (:func:`native_bf16_cpu`); float32 elsewhere, with a one-line note (INFO) the first time.
     - ``"bf16"``: bf16 wherever asked; on a CPU without native bf16 it runs (emulated, slow)
       with a one-line warning the first time.
     - ``"fp16"``: CUDA only (a CPU has no fast float16 path).
@@ -112,7 +112,9 @@ def resolve_precision(precision: str | None, device: torch.device | str) -> torc
     if native_bf16_cpu():
         return torch.bfloat16
     if precision == "auto":
-        _note_once("auto", "precision auto: float32, this CPU has no native bf16 (bf16 would be emulated and slower)")
+        # INFO: the expected outcome on such a CPU (the trainer's log shows it; a plain
+        # `facefill inpaint` does not print it on every run, its output names the precision).
+        _note_once("auto", "precision auto: float32, this CPU has no native bf16 (bf16 would be emulated and slower)", logging.INFO)
         return None
     _note_once("bf16", "precision bf16: this CPU has no native bf16; it runs emulated, several times slower than fp32")
     return torch.bfloat16
