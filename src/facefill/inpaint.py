@@ -95,7 +95,7 @@ __all__ = [
 logger = logging.getLogger("facefill.inpaint")
 
 #: The bundled demo weights, relative to the ``facefill`` package.
-DEMO_WEIGHTS = "weights/apfi_small_faces128.safetensors"
+DEMO_WEIGHTS = "weights/apfi_small_celeba_faces128.safetensors"
 #: Model size used when a weights file does not record its training size.
 DEFAULT_SIZE = 256
 #: Larger images are refused.
