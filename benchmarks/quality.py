@@ -26,12 +26,11 @@ import argparse
 import datetime as _dt
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
 
-from facefill.bench import command_line, write_report
+from facefill.bench import command_line, train_or_reuse, write_report
 from facefill.config import load_config
 from facefill.cost import count_cost
 from facefill.data import read_id_list
@@ -85,15 +84,7 @@ def train_one(name: str, args: argparse.Namespace, out: Path) -> tuple[Trainer, 
         "data.val_count=0",
     ]
     cfg = load_config(model_config(name, args), overrides + list(args.set))
-    trainer = Trainer(cfg, out, resume=(out / "checkpoints").is_dir() and not args.fresh)
-    record = out / "train_seconds.json"
-    if trainer.step >= trainer.total_steps and record.is_file():  # finished earlier: reuse
-        return trainer, json.loads(record.read_text())["seconds"]
-    start = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - start
-    record.write_text(json.dumps({"seconds": seconds}) + "\n")
-    return trainer, seconds
+    return train_or_reuse(cfg, out, fresh=args.fresh)
 
 
 def trained(name: str) -> bool:
@@ -194,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"== {name}: training {args.steps} steps at {args.size}px", flush=True)
             trainer, seconds = train_one(name, args, work / name)
-            generator = trainer.g_raw
+            generator = trainer.inference_model  # the exported weights: the EMA's when there is one
             recipe = trainer.cfg.loss.recipe + ("" if trainer.d_raw is None else f" + {trainer.cfg.model.discriminator}")
             print(f"== {name}: evaluating", flush=True)
         result = evaluate(generator, args.data, manifest, out_dir=work / name / "eval")

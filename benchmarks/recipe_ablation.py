@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
-import time
 from pathlib import Path
 
-from facefill.bench import command_line, write_report
+from facefill.bench import command_line, train_or_reuse, write_report
 from facefill.config import load_config
 from facefill.evaluate import evaluate_sets
 from facefill.models import create_model
-from facefill.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = [ROOT / "data/celeba128", ROOT.parent / "shared/data/faces128"]
@@ -84,17 +81,8 @@ def overrides(name: str, args: argparse.Namespace) -> list[str]:
 def train(name: str, args: argparse.Namespace) -> tuple[Path, float]:
     out = args.workdir / f"{args.size}px-{args.steps}" / name
     cfg = load_config(ROOT / "configs/apfi_faces_cpu.yaml", overrides(name, args))
-    record = out / "train_seconds.json"
-    trainer = Trainer(cfg, out, resume=(out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step_*.pt")))
-    weights = out / "apfi_small.safetensors"
-    if trainer.step >= trainer.total_steps and record.is_file():
-        return weights, json.loads(record.read_text())["seconds"]
-    done_before = json.loads(record.read_text())["seconds"] if record.is_file() else 0.0
-    start = time.perf_counter()
-    trainer.fit()
-    seconds = done_before + time.perf_counter() - start
-    record.write_text(json.dumps({"seconds": seconds}) + "\n")
-    return weights, seconds
+    _, seconds = train_or_reuse(cfg, out)
+    return out / "apfi_small.safetensors", seconds
 
 
 def score(generator, args: argparse.Namespace) -> dict:

@@ -9,6 +9,8 @@
   matrix product and on a typical 3x3 convolution, the yardsticks for a model's GFLOP/s.
 * :func:`peak_forward_rss`: peak resident-memory increase of one forward pass, measured in a
   fresh subprocess (see its docstring for the method).
+* :func:`train_or_reuse`: a training run that resumes from its checkpoints and is reused once
+  finished, with its wall-clock seconds (the quality benchmarks' runs).
 * :func:`machine_info`: torch version, threads, CPU model, whether it has native bf16
   (:func:`cpu_bf16_statement`), GPU, date.
 """
@@ -46,6 +48,7 @@ __all__ = [
     "matmul_throughput",
     "peak_forward_rss",
     "time_fn",
+    "train_or_reuse",
     "train_step_rate",
 ]
 
@@ -102,6 +105,28 @@ def write_report(out_dir: Path, stem: str, report: dict[str, Any], markdown: str
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def train_or_reuse(cfg: Any, out: Path, *, fresh: bool = False) -> tuple[Any, float]:
+    """Train ``cfg`` into ``out`` and return ``(trainer, seconds)``.
+
+    A run with checkpoints in ``out/checkpoints`` resumes (unless ``fresh``); a finished one is
+    not trained again. ``seconds`` is the wall-clock time of every session the run took,
+    recorded in ``out/train_seconds.json``.
+    """
+    from .train import Trainer
+
+    record = out / "train_seconds.json"
+    resume = not fresh and any((out / "checkpoints").glob("step_*.pt"))
+    trainer = Trainer(cfg, out, resume=resume)
+    before = json.loads(record.read_text())["seconds"] if resume and record.is_file() else 0.0
+    if resume and trainer.step >= trainer.total_steps and record.is_file():  # finished earlier
+        return trainer, before
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = before + time.perf_counter() - start
+    record.write_text(json.dumps({"seconds": seconds}) + "\n")
+    return trainer, seconds
 
 
 def cpu_model() -> str:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -27,6 +26,7 @@ from .errors import InputError
 from .inpaint import Inpainter, _face_square, detect_faces
 from .masks import random_mask
 from .metrics import psnr, saturated_blocks, ssim
+from .models import create_model
 
 __all__ = ["DemoResult", "run_demo", "sample_image", "demo_mask"]
 
@@ -79,7 +79,7 @@ def demo_mask(image: Image.Image, seed: int = 0) -> tuple[np.ndarray, tuple[int,
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
+    return torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255  # a copy: PIL arrays are read-only
 
 
 def run_demo(
@@ -109,7 +109,9 @@ def run_demo(
     hole = torch.from_numpy(mask[crop].astype(bool))
     hole_l1 = float((a - b).abs()[0].permute(1, 2, 0)[hole].mean())
 
-    telea = cv2.inpaint(np.ascontiguousarray(original[:, :, ::-1]), mask * 255, 3.0, cv2.INPAINT_TELEA)[:, :, ::-1]
+    with torch.no_grad():
+        filled = create_model("telea")(_tensor(original), torch.from_numpy(mask)[None, None].float())
+    telea = (filled[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     t = _tensor(telea[crop])
     telea_scores = {
         "psnr": float(psnr(t, b)[0]), "ssim": float(ssim(t, b)[0]),
@@ -121,7 +123,7 @@ def run_demo(
     masked[mask.astype(bool)] = 255
     gap = np.full((original.shape[0], 8, 3), 255, np.uint8)
     compare = np.concatenate([masked, gap, result, gap, original], axis=1)
-    versus = np.concatenate([masked, gap, result, gap, np.ascontiguousarray(telea), gap, original], axis=1)
+    versus = np.concatenate([masked, gap, result, gap, telea, gap, original], axis=1)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

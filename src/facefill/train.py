@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict
 from ._device import autocast, precision_name, resolve_precision
+from ._inference import run_generator
 from .errors import FacefillError, InputError
 from .metrics import psnr, ssim
 
@@ -571,8 +572,9 @@ class Trainer:
         was_training = model.training
         model.eval()
         image, mask = (t.to(self.device) for t in self.val_batch)
-        with self._autocast():
-            out = torch.cat([model(image[i : i + 8], mask[i : i + 8]) for i in range(0, len(image), 8)]).float()
+        out = torch.cat([
+            run_generator(model, image[i : i + 8], mask[i : i + 8], self.amp_dtype) for i in range(0, len(image), 8)
+        ])
         model.train(was_training)
         self._val_out = (image, mask, out)
         return {"psnr": float(psnr(out, image).mean()), "ssim": float(ssim(out, image).mean())}
