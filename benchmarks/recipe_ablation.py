@@ -54,6 +54,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "raw-nocritic": ("raw VGG input, no critic", [*RAW_VGG, *NO_CRITIC]),
     "raw-late-critic": ("raw VGG input; the critic joins at half the steps, DiffAugment (translation, cutout)", [*RAW_VGG, *LATE_CRITIC]),
     "raw-late-critic-aug": ("as raw-late-critic, plus flips, scale 0.1, shift 0.05, colour 0.1 on the data", [*RAW_VGG, *LATE_CRITIC, *AUGMENT]),
+    "raw-late-critic-aug-l1x6": ("as raw-late-critic-aug, with the hole L1 weighted 6 (RFR-Net's official hole weight; on the composite L1 is the hole L1)", [*RAW_VGG, *LATE_CRITIC, *AUGMENT, "loss.l1=6"]),
     "raw-late-critic-aug-ema": ("as raw-late-critic-aug, scored with the EMA (decay 0.999) of the generator", [*RAW_VGG, *LATE_CRITIC, *AUGMENT, *EMA]),
 }
 
