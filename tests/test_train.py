@@ -213,7 +213,7 @@ def test_full_disk_leaves_previous_checkpoint_intact(faces, tmp_path, monkeypatc
     before = hashlib.sha256(good.read_bytes()).hexdigest()
 
     def full_disk(obj, f):
-        Path(f).write_bytes(b"partial")
+        f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
