@@ -335,6 +335,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     cfg = TrainConfig()
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; give a YAML file such as configs/apfi_faces_cpu.yaml")
         if not path.is_file():
             raise InputError(f"config file {path} does not exist")
         try:

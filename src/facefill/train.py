@@ -177,6 +177,8 @@ def _train_device(name: str) -> torch.device:
         raise ConfigError(f"train.device: {e}") from None
     if device.type not in _TRAIN_DEVICES:
         raise ConfigError(f"train.device={name!r} cannot train; use one of {', '.join(_TRAIN_DEVICES)} (or cuda:N)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={name!r}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 ...)")
     return device
 
 
@@ -239,6 +241,7 @@ class Trainer:
         check_config(cfg)
         _check_schedule(t)
         self._old_run = self._check_out(resume, overwrite)
+        resumed = self._read_resume_state() if resume else None  # before the models: a bad file fails fast
         if t.device:
             self.device = _train_device(t.device)
         elif torch.cuda.is_available():
@@ -282,8 +285,8 @@ class Trainer:
         self.step = 0
         self.nonfinite_total = 0
         self._nonfinite_run = 0
-        if resume:
-            self._resume()
+        if resumed is not None:
+            self._resume(*resumed)
         elif t.init_weights:
             self._init_from(t.init_weights)
         if self.rank == 0:
@@ -305,6 +308,11 @@ class Trainer:
         deleted when ``fit`` starts (``overwrite``), else none."""
         if self.out.exists() and not self.out.is_dir():
             raise FacefillError(f"--out {self.out} is an existing file, not a folder; give a folder for the run")
+        existing = next(p for p in (self.out, *self.out.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise FacefillError(f"--out {self.out}: {existing} is a file, not a folder; give a folder for the run")
+        if self.rank == 0 and not os.access(existing, os.W_OK | os.X_OK):
+            raise FacefillError(f"--out {self.out}: {existing} is not writable (read-only or no permission); give a writable folder")
         if resume and overwrite:
             raise FacefillError("--resume continues the run in --out and --overwrite deletes it; give one of them")
         if resume:
@@ -455,11 +463,13 @@ class Trainer:
             "config": json.dumps(config_to_dict(self.cfg)),
         }
 
-    def _resume(self) -> None:
+    def _read_resume_state(self) -> tuple[Path, dict[str, Any]]:
         path = ckpt.latest_checkpoint(self.out / "checkpoints")
         if path is None:
             raise FacefillError(f"--resume: no checkpoint in {self.out / 'checkpoints'}; start without --resume")
-        state = ckpt.load_training_state(path)
+        return path, ckpt.load_training_state(path)
+
+    def _resume(self, path: Path, state: dict[str, Any]) -> None:
         if (state.get("discriminator") is None) != (self.d_raw is None):
             has = "no critic" if state.get("discriminator") is None else "a critic"
             raise FacefillError(
