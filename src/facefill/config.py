@@ -323,6 +323,14 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(getattr(cfg, section), key)
         if value < low:
             raise _bad(f"{section}.{key}", value, f"an integer >= {low}{notes.get(key, '')}")
+    for key in ("adv", "perceptual", "style", "l1"):
+        value = getattr(cfg.loss, key)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise _bad(f"loss.{key}", value, "a finite weight >= 0, or null for the recipe's own")
+    for section, key in (("train", "seed"), ("data", "holdout_seed")):
+        value = getattr(getattr(cfg, section), key)
+        if not 0 <= value < 2**31:
+            raise _bad(f"{section}.{key}", value, "an integer from 0 to 2**31 - 1")
     return cfg
 
 

@@ -354,6 +354,12 @@ class Trainer:
                 raise ConfigError(f"model.{key}_args={args}: {str(e).splitlines()[0]}") from None
 
         self.g_raw = build("generator", "preset", m.generator, m.preset, m.generator_args, "generator").to(self.device)
+        size, stride = self.cfg.data.size, int(getattr(self.g_raw, "stride", 1))
+        if size % stride:
+            raise ConfigError(
+                f"config key data.size={size} is not allowed for {m.generator}: a multiple of its stride {stride} "
+                f"(e.g. {-(-size // stride) * stride})"
+            )
         self.d_raw = None
         if m.discriminator not in (None, "", "none"):
             self.d_raw = build(
@@ -477,11 +483,19 @@ class Trainer:
                 "(model.discriminator); resume with the config of that run"
             )
         try:
-            self.g_raw.load_state_dict(state["generator"])
-            if self.d_raw is not None:
-                self.d_raw.load_state_dict(state["discriminator"])
-        except RuntimeError as e:
-            raise FacefillError(f"{path} does not fit this config's models: {str(e).splitlines()[0]}") from None
+            self._load_state(path, state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:  # another run's or a damaged state
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise FacefillError(
+                f"{path} does not fit this config's run ({reason}); resume with the config of that run"
+            ) from None
+        if self.rank == 0:
+            log.info("resumed from %s at step %d", path, self.step)
+
+    def _load_state(self, path: Path, state: dict[str, Any]) -> None:
+        self.g_raw.load_state_dict(state["generator"])
+        if self.d_raw is not None:
+            self.d_raw.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         if self.opt_d is not None:
             self.opt_d.load_state_dict(state["opt_d"])
@@ -501,8 +515,6 @@ class Trainer:
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
         if self.world == 1:
             _set_rng_state(state["rng"])
-        if self.rank == 0:
-            log.info("resumed from %s at step %d", path, self.step)
 
     def _init_from(self, path: str) -> None:
         """Start the generator (and its EMA) from a facefill weights file of the same model."""
