@@ -211,6 +211,7 @@ def _checkpoint_path(folder: Path, step: int) -> Path:
 def save_training_state(folder: str | Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
     """Write the full training state atomically; delete all but the newest ``keep_last``."""
     folder = Path(folder)
+
     def write(tmp: str) -> None:
         # Through a Python file: a full disk is an OSError (ENOSPC), where torch's own writer
         # raises a RuntimeError ("enforce fail at inline_container.cc").

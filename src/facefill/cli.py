@@ -125,7 +125,7 @@ def train_cmd(
     except FacefillError as e:
         fail(str(e))
     except OSError as e:  # what the trainer does not name itself: the message and the file
-        fail(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
+        fail(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}")
     except KeyboardInterrupt:  # SIGINT, and SIGTERM during fit
         at = f" at step {trainer.step}" if trainer is not None else ""
         fail(f"interrupted{at}; continue with --resume")
