@@ -290,9 +290,14 @@ def test_config_is_the_published_recipe():
 
 def test_two_trainer_steps_update_all_four_networks_and_resume(faces, tmp_path):
     trainer = Trainer(_tiny(faces, "train.iterations=2", "train.save_every=2"), tmp_path)
-    before = {k: v.clone() for k, v in {**trainer.g_raw.state_dict(), **{f"d.{k}": v for k, v in trainer.d_raw.state_dict().items()}}.items()}
+    # Parameters, not state_dicts: spectral norm's power-iteration vectors move on every forward.
+    parameters = lambda: {
+        **{k: p.detach().clone() for k, p in trainer.g_raw.named_parameters()},
+        **{f"d.{k}": p.detach().clone() for k, p in trainer.d_raw.named_parameters()},
+    }
+    before = parameters()
     trainer.fit()
-    after = {**trainer.g_raw.state_dict(), **{f"d.{k}": v for k, v in trainer.d_raw.state_dict().items()}}
+    after = parameters()
     for net in ("edge_generator.", "image_generator.", "d.edge.", "d.image."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(net)), net
     rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]

@@ -118,7 +118,7 @@ def train_or_reuse(cfg: Any, out: Path, *, fresh: bool = False) -> tuple[Any, fl
 
     record = out / "train_seconds.json"
     resume = not fresh and any((out / "checkpoints").glob("step_*.pt"))
-    trainer = Trainer(cfg, out, resume=resume)
+    trainer = Trainer(cfg, out, resume=resume, overwrite=fresh)
     before = json.loads(record.read_text())["seconds"] if resume and record.is_file() else 0.0
     if resume and trainer.step >= trainer.total_steps and record.is_file():  # finished earlier
         return trainer, before

@@ -106,6 +106,9 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="output folder: weights, checkpoints, logs"),
     overrides: list[str] = typer.Option([], "--set", help="override a config key: section.key=value"),
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in --out"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="start over in an --out that holds another run (deletes its checkpoints and log)"
+    ),
 ) -> None:
     """Train a generator with its critic and losses (one process, or many under torchrun)."""
     import logging
@@ -114,14 +117,18 @@ def train_cmd(
     from .train import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    trainer = None
     try:
         cfg = load_config(config, overrides)
-        trainer = Trainer(cfg, out, resume=resume)
+        trainer = Trainer(cfg, out, resume=resume, overwrite=overwrite)
         trainer.fit()
     except FacefillError as e:
         fail(str(e))
-    except KeyboardInterrupt:
-        fail("interrupted; continue with --resume")
+    except OSError as e:  # what the trainer does not name itself: the message and the file
+        fail(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}")
+    except KeyboardInterrupt:  # SIGINT, and SIGTERM during fit
+        at = f" at step {trainer.step}" if trainer is not None else ""
+        fail(f"interrupted{at}; continue with --resume")
     console.print(f"done: {trainer.step} steps; weights and checkpoints in {out}", highlight=False)
 
 
