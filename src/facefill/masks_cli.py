@@ -14,7 +14,7 @@ from ._console import console, fail
 from .errors import FacefillError
 
 masks_app = typer.Typer(
-    help="Irregular hole masks: seeded sets binned by hole ratio (white = hole).",
+    help="Generate and verify seeded irregular-mask sets (white = hole).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
