@@ -42,15 +42,15 @@ _OS_ADVICE = {
 def describe_os_error(e: OSError) -> str:
     """One line for an operating-system error: the path it concerns, what went wrong, what to do.
 
-    A temporary file of an atomic write (``.name.XXXX.tmp``) is reported as its folder, which is
-    what the user named.
+    A temporary file or folder of an atomic write (``.name.XXXX.tmp``, ``.name.partial-XXXX``) is
+    reported as the folder it was made in, which is what the user named.
     """
     advice = _OS_ADVICE.get(e.errno) if e.errno is not None else None
     reason = advice or (e.strerror or str(e) or type(e).__name__)
     if e.filename is None:
         return f"{reason}" if advice else f"{type(e).__name__}: {reason}"
     path = Path(os.fsdecode(e.filename))
-    if path.name.startswith(".") and path.name.endswith(".tmp"):
+    if path.name.startswith(".") and (path.name.endswith(".tmp") or ".partial-" in path.name):
         return f"cannot write in {path.parent}: {reason}"
     where = f"{path}" + (f" -> {os.fsdecode(e.filename2)}" if e.filename2 is not None else "")
     return f"{where}: {reason}"

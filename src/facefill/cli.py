@@ -57,7 +57,8 @@ def load_command(name: str) -> Any:
         command = typer.main.get_command(target)
     else:
         single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-        single.command(name)(error_boundary(target))
+        wrapped = target if getattr(target, "__facefill_boundary__", False) else error_boundary(target)
+        single.command(name)(wrapped)
         command = typer.main.get_command(single)
     command.name = name
     return command
