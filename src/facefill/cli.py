@@ -136,18 +136,23 @@ def info_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Parameters and FLOPs per image, by part, counted with torch.utils.flop_counter."""
+    from ._catalog import CATALOG
+
+    presets = {e.name: e.presets for e in CATALOG}  # checked before torch is imported
+    if model not in presets:
+        fail(f"unknown model {model!r}; available: {', '.join(presets)}")
+    if preset not in presets[model]:
+        fail(f"unknown preset {preset!r} for {model}; available: {', '.join(presets[model])}")
+    if size <= 0:
+        fail(f"--size must be positive, got {size}")
+    if against and against != model and against not in presets:
+        fail(f"unknown model {against!r} for --against; available: {', '.join(presets)}")
     import torch
     from rich.table import Table
 
     from . import cost as _cost
-    from .models import create_model, list_models, list_presets
+    from .models import create_model
 
-    if model not in list_models():
-        fail(f"unknown model {model!r}; available: {', '.join(list_models())}")
-    if preset not in list_presets(model):
-        fail(f"unknown preset {preset!r} for {model}; available: {', '.join(list_presets(model))}")
-    if size <= 0:
-        fail(f"--size must be positive, got {size}")
     with torch.device("meta"):
         stride = getattr(create_model(model, preset), "stride", 1)
     if size % stride:
@@ -155,8 +160,6 @@ def info_cmd(
     result = _cost.count_cost(model, preset, size)
     reference = None
     if against and against != model:
-        if against not in list_models():
-            fail(f"unknown model {against!r} for --against; available: {', '.join(list_models())}")
         reference = _cost.count_cost(against, "paper", size)
     if as_json:
         out = result.as_dict()
