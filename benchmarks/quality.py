@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from facefill.bench import command_line, train_or_reuse, write_report
+from facefill.bench import command_line, repo_path, train_or_reuse, write_report
 from facefill.config import load_config
 from facefill.cost import count_cost
 from facefill.data import read_id_list
@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> None:
         "steps": args.steps,
         "size": args.size,
         "seed": args.seed,
-        "data": str(args.data),
+        "data": repo_path(args.data, ROOT),
         "test_images": len(test_ids),
-        "manifest": {"path": str(manifest.relative_to(ROOT)) if manifest.is_relative_to(ROOT) else str(manifest),
+        "manifest": {"path": repo_path(manifest, ROOT),
                      "bins": PAPER_BINS, "per_bin": len(test_ids)},
         "configs": {n: str(model_config(n, args).relative_to(ROOT)) for n in models if trained(n)},
         "torch": torch.__version__,

@@ -44,3 +44,25 @@ def test_the_reports_say_whether_bf16_is_native(monkeypatch):
     info = bench.machine_info()
     assert info["cpu_native_bf16"] is False and "emulates" in info["cpu_bf16"]
     assert "FACEFILL_NATIVE_BF16" in info["cpu_bf16"]
+
+
+def test_committed_results_record_no_absolute_paths():
+    import json as _json
+    import re
+    from pathlib import Path as _Path
+
+    def strings(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from strings(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from strings(v)
+        elif isinstance(x, str):
+            yield x
+
+    results = _Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    for f in sorted(results.glob("*.json")):
+        machine_path = re.compile(r"(?:^|[\s'\"\[=])/[\w.-]+/")  # /work/..., '/tmp/x', root=/data/...
+        absolute = [s for s in strings(_json.loads(f.read_text())) if machine_path.search(s)]
+        assert absolute == [], f"{f.name} records machine paths: {absolute[:3]}"

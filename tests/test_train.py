@@ -1,5 +1,6 @@
 import errno
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -142,10 +143,21 @@ def test_thirty_steps_lower_the_loss(faces, tmp_path):
 
 
 def test_validation_logs_psnr_ssim_and_images(faces, tmp_path):
-    Trainer(tiny(faces, "train.iterations=3"), tmp_path).fit()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(tiny(faces, "train.iterations=3", "train.image_every=1"), tmp_path).fit()
     val = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines() if '"val"' in r]
     assert val and 0 < val[0]["ssim"] <= 1 and val[0]["psnr"] > 5
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"images": 0, "scalars": 0}).Reload()
+    for key in ("psnr", "ssim"):  # the same numbers as log.jsonl, at the same steps
+        logged = acc.Scalars(f"val/{key}")
+        assert [e.step for e in logged] == [r["step"] for r in val]
+        assert [e.value for e in logged] == pytest.approx([r[key] for r in val])
+    images = acc.Images("train/input|mask|output|truth")
+    assert [e.step for e in images] == [1, 2, 3]
+    grid = Image.open(io.BytesIO(images[-1].encoded_image_string))
+    assert grid.width > 3 * 32 and grid.height >= 32  # the four panels of a 32 px batch
 
 
 def test_several_roots_with_holdout_and_augmentation(faces, tmp_path):

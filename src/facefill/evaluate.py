@@ -56,6 +56,7 @@ from ._inference import prepare_model, run_generator
 from .checkpoint import atomic_write, load_weights, sha256_file
 from .data import ImageFolderDataset, load_image
 from .errors import FacefillError, InputError
+from .limits import check_cycles_bound, check_size_bound
 from .evaluate_report import file_names, grid_rows, write_outputs
 from .masks import DEFAULT_BINS, MANIFEST_NAME, bin_name, load_manifest, parse_bins, read_mask
 from .metrics import SATURATED_SIDE, hole_gradient, l1_error, psnr, saturated_blocks, ssim
@@ -125,13 +126,14 @@ def parse_cycles(text: str) -> Union[int, list[int]]:
     counts: list[int] = []
     items = [t.strip() for t in str(text).split(",")]
     try:
-        for item in items:
-            lo, sep, hi = item.partition("-")
-            counts.extend(range(int(lo), int(hi) + 1) if sep else [int(item)])
+        spans = [(int(lo), int(hi)) if sep else (int(lo), int(lo)) for lo, sep, hi in (i.partition("-") for i in items)]
     except ValueError:
         raise InputError(
             f"cycles: cannot read {text!r}; expected N, a list such as 1,2,4 or a range such as 1-8"
         ) from None
+    for lo, hi in spans:
+        check_cycles_bound(max(lo, hi), "cycles")  # before a range is built
+        counts.extend(range(lo, hi + 1))
     if not counts or any(c < 1 for c in counts):
         raise InputError(f"cycles: every count must be >= 1, got {text!r}")
     if len(set(counts)) != len(counts):
@@ -251,6 +253,7 @@ def _check_cycles(cycles: Any, generator: Generator, name: str) -> list[Optional
     for c in counts:
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
             raise EvaluationError(f"cycles must be an int >= 1 or a list of them, got {cycles!r}")
+        check_cycles_bound(c)
     if len(set(counts)) != len(counts):
         raise EvaluationError(f"cycles: each count may appear once, got {list(counts)}")
     if not _accepts_cycles(generator):
@@ -470,6 +473,8 @@ def evaluate(
         raise EvaluationError(f"grid_count must be an int >= 0, got {grid_count!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise EvaluationError(f"size must be a positive int, got {size!r}")
+    if size is not None:
+        check_size_bound(size)
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None and out_path.exists() and not out_path.is_dir():
         raise EvaluationError(f"output {out_path} exists and is not a folder")
@@ -484,6 +489,7 @@ def evaluate(
     masks_by_bin = _select_bins(entries, bins, manifest_info["path"])
     dataset, data_info, notes = _open_dataset(data_root, split, size, holdout, holdout_seed)
     side, stride = dataset.size, model_info["stride"]
+    check_size_bound(side, "image size (--size)")
     if side % stride:
         fit = max(stride, side // stride * stride)
         raise EvaluationError(
