@@ -6,7 +6,7 @@ composite in which the known pixels are unchanged.
 """
 
 from .errors import FacefillError, InputError
-from .inpaint import Inpainter
+from .photo import Inpainter
 from .models import create_model, list_models, list_presets
 
 __version__ = "0.1.0"

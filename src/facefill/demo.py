@@ -2,7 +2,7 @@
 
 The sample is NASA's portrait of astronaut Eileen Collins (public domain; the image
 scikit-image ships as ``astronaut``). Its face is found with the same detector the
-:class:`~facefill.inpaint.Inpainter` uses, a seeded free-form hole is drawn over the face
+:class:`~facefill.photo.Inpainter` uses (YuNet), a seeded free-form hole is drawn over the face
 (hole ratio 15-30 % of the face crop), the photo is inpainted through the full photo
 pipeline (detect, crop, inpaint at the model's size, paste back the hole only), and the
 result is scored against the original on the face crop: PSNR, SSIM and the L1 error inside
@@ -23,7 +23,8 @@ from PIL import Image
 
 from .checkpoint import atomic_write
 from .errors import InputError
-from .inpaint import Inpainter, _face_square, detect_faces
+from .photo import Inpainter, detect_faces
+from .photo.align import crop_corners, face_transform
 from .masks import random_mask
 from .metrics import psnr, saturated_blocks, ssim
 from .models import create_model
@@ -57,13 +58,16 @@ def sample_image() -> Image.Image:
 
 
 def demo_mask(image: Image.Image, seed: int = 0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """A seeded free-form hole over the largest detected face: (H, W) uint8 mask, face crop box."""
+    """A seeded free-form hole over the largest detected face: (H, W) uint8 mask, face crop box
+    (the axis-aligned square, inside the photo, of the face's aligned crop)."""
     rgb = np.asarray(image.convert("RGB"))
-    grey = np.asarray(image.convert("L"))
-    faces = detect_faces(grey)
+    faces = detect_faces(rgb)
     if not faces:
         raise InputError("no face found in the demo image")
-    x0, y0, x1, y1 = _face_square(max(faces, key=lambda b: b[2] * b[3]))
+    face = max(faces, key=lambda f: f.box[2] * f.box[3])
+    corners = crop_corners(face_transform(face.landmarks, 128), 128)  # the face's aligned crop
+    x0, y0 = (int(round(v)) for v in corners.min(0))
+    x1, y1 = (int(round(v)) for v in corners.max(0))
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     side = min(x1 - x0, y1 - y0)
