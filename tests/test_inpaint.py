@@ -16,7 +16,8 @@ from facefill import InputError
 from facefill.checkpoint import CheckpointError, save_weights
 from facefill.cli import app
 from facefill.inpaint import Inpainter, InpaintWarning, WeightsNotFoundError
-from facefill.models import InpaintingGenerator, create_model
+from helpers import grey_recorder
+from facefill.models import create_model
 
 runner = CliRunner()
 
@@ -265,20 +266,6 @@ def test_hole_without_a_face_through_the_model_is_inpainted_around_the_hole(inp)
     assert not changed[:40].any() and not changed[:, :90].any()
 
 
-class Recorder(InpaintingGenerator):
-    """Fills holes with grey and keeps what it was given."""
-
-    stride = 16
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def predict(self, image, mask):
-        self.calls.append((image.clone(), mask.clone()))
-        return torch.full_like(image, 0.5)
-
-
 def test_hole_content_never_reaches_the_model_as_known_pixels():
     # A hole on the top border of a short photo: the crop reaches above the photo and is
     # edge-padded; the padded copies of the hole must be hole for the model too.
@@ -286,7 +273,7 @@ def test_hole_content_never_reaches_the_model_as_known_pixels():
     a[0:10, 90:110] = (255, 0, 0)
     m = np.zeros((40, 200), np.uint8)
     m[0:10, 90:110] = 1
-    rec = Recorder()
+    rec = grey_recorder()
     with pytest.warns(InpaintWarning, match="no face"):
         out, info = Inpainter(rec, size=64, device="cpu")(a, m, feather=0, return_info=True, background="model")
     x0, y0, x1, y1 = info[0].crop
@@ -356,12 +343,15 @@ def test_cli_single_image_and_compare(weights, tmp_path):
     args = ["inpaint", str(tmp_path / "face.png"), "--mask", str(tmp_path / "hole.png"), "-o", str(out)]
     result = runner.invoke(app, args + ["--weights", str(weights), "--device", "cpu", "--compare"])
     assert result.exit_code == 0, result.output
-    assert "no face found" in result.output
+    assert "no face found" in result.output and f"wrote {out} (telea)" in result.output
     o = np.asarray(Image.open(out))
     assert np.array_equal(o[away()], a[away()])
-    sheet = Image.open(out.with_name("face_filled_compare.png"))
-    assert sheet.size == (3 * 80, 72)
-    assert np.array_equal(np.asarray(sheet)[:, 80:160, 0], hole_mask())
+    # masked | result | original, as in `facefill demo`, with 8 px white gaps.
+    sheet = np.asarray(Image.open(out.with_name("face_filled_compare.png")))
+    assert sheet.shape == (72, 3 * 80 + 16, 3)
+    masked, result, original = sheet[:, :80], sheet[:, 88:168], sheet[:, 176:]
+    assert (masked[hole_mask() > 0] == 255).all() and np.array_equal(masked[away()], a[away()])
+    assert np.array_equal(result, o) and np.array_equal(original, a)
     assert sorted(p.name for p in out.parent.iterdir()) == ["face_filled.png", "face_filled_compare.png"]
 
 
@@ -389,6 +379,9 @@ def test_cli_refuses_bad_inputs_in_one_line(weights, tmp_path):
         ([face, "--mask", hole, "-o", face] + w, "never overwritten"),
         ([face, "--mask", hole, "-o", str(outdir / "o.xyz")] + w, "unknown image format"),
         ([face, "--mask", hole, "-o", str(out), "--cycles", "0"] + w, "--cycles"),
+        ([face, "--mask", hole, "-o", str(out), "--cycles", "1000000"] + w, "from 1 to 64"),
+        ([face, "--mask", hole, "-o", str(out), "--background", "lama"] + w, "--background"),
+        ([face, "--mask", hole, "-o", str(tmp_path / "face.png" / "o.png")] + w, "cannot write"),
         ([face, "--mask", str(tmp_path / "nope.png"), "-o", str(out)] + w, "does not exist"),
         ([face, "--mask", hole, "-o", str(out), "--device", "cuda:7", "--weights", str(weights)], "cuda"),
     ]
@@ -413,7 +406,7 @@ def test_cli_folder_mode_matches_by_stem(weights, tmp_path):
     assert result.exit_code == 0, result.output
     assert "no mask for 1 image(s): c.png" in result.output
     assert "no image for 1 mask(s): z.png" in result.output
-    assert "inpainted 2 of 2" in result.output
+    assert "inpainted 2 of 3 image(s)" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert np.array_equal(np.asarray(Image.open(out / "a.png"))[away()], photo(seed=0)[away()])
 
@@ -434,3 +427,38 @@ def test_cli_folder_mode_matches_by_stem(weights, tmp_path):
     # Writing into the input folder is refused.
     result = runner.invoke(app, ["inpaint", str(imgs), "--mask", str(masks), "-o", str(imgs), *w])
     one_line_error(result, "input folder")
+
+
+def test_cli_write_errors_are_one_line_and_leave_no_file(weights, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    Image.fromarray(photo()).save(tmp_path / "face.png")
+    Image.fromarray(hole_mask()).save(tmp_path / "hole.png")
+    outdir = tmp_path / "ro"
+    outdir.mkdir()
+    args = ["inpaint", str(tmp_path / "face.png"), "--mask", str(tmp_path / "hole.png"), "--weights", str(weights),
+            "--device", "cpu"]
+    real = tempfile.mkstemp
+
+    def read_only(*a, **kw):  # as on a read-only mount (this test may run as root, which chmod cannot stop)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    result = runner.invoke(app, args + ["-o", str(outdir / "a.png")])
+    one_line_error(result, "cannot write", "Read-only file system")
+    assert result.exit_code == 2 and list(outdir.iterdir()) == []
+
+    # The strip cannot be written after the result was: neither is left.
+    calls = []
+
+    def second_fails(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", second_fails)
+    result = runner.invoke(app, args + ["-o", str(outdir / "a.png"), "--compare"])
+    one_line_error(result, "No space left")
+    assert list(outdir.iterdir()) == []

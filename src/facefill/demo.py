@@ -23,7 +23,7 @@ from PIL import Image
 
 from .checkpoint import atomic_write
 from .errors import InputError
-from .photo import Inpainter, detect_faces
+from .photo import Inpainter, compare_strip, detect_faces
 from .photo.align import crop_corners, face_transform
 from .masks import random_mask
 from .metrics import psnr, saturated_blocks, ssim
@@ -123,11 +123,8 @@ def run_demo(
     }
     saturated = bool(saturated_blocks(a, b, hole[None, None].float())[0])
 
-    masked = original.copy()
-    masked[mask.astype(bool)] = 255
-    gap = np.full((original.shape[0], 8, 3), 255, np.uint8)
-    compare = np.concatenate([masked, gap, result, gap, original], axis=1)
-    versus = np.concatenate([masked, gap, result, gap, telea, gap, original], axis=1)
+    compare = compare_strip(original, mask, result)
+    versus = compare_strip(original, mask, result, telea)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -160,9 +160,11 @@ class PageResult:
     notes: list[str] = field(default_factory=list)  # warnings raised while inpainting
 
     def summary(self) -> str:
+        from .photo import box_text
+
         w, h = self.image.size
         filled = [f for f in getattr(self.info, "faces", []) if f.mode == "inpainted"]
-        faces = "; ".join(f"face at x={x} y={y} w={fw} h={fh}" for x, y, fw, fh in (f.box for f in filled))
+        faces = "; ".join(f"face at {box_text(f.box)}" for f in filled)
         background = {"telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes", "no_face": "a square around it through the model"}
         off = background.get(self.info.background or "", self.info.background)
         where = {

@@ -10,7 +10,7 @@
 
 from .align import TEMPLATE, face_transform, warp_back, warp_in
 from .detect import Face, detect_faces
-from .images import MAX_PIXELS, MAX_SIDE, open_image
+from .images import MAX_PIXELS, MAX_SIDE, box_text, compare_strip, open_image
 from .inpainter import (
     BACKGROUNDS,
     DEMO_WEIGHTS,
@@ -26,5 +26,5 @@ from .masks import InpaintWarning, read_mask
 __all__ = [
     "Inpainter", "InpaintInfo", "FaceInfo", "InpaintWarning", "WeightsNotFoundError", "DEMO_WEIGHTS", "MAX_CYCLES",
     "BACKGROUNDS", "MAX_SIDE", "MAX_PIXELS", "Face", "TEMPLATE", "detect_faces", "find_faces", "face_transform",
-    "warp_in", "warp_back", "open_image", "read_mask",
+    "warp_in", "warp_back", "open_image", "read_mask", "compare_strip", "box_text",
 ]

@@ -81,7 +81,11 @@ def _detector(width: int, height: int):
         try:
             _DETECTOR = cv2.FaceDetectorYN.create(str(yunet_path()), "", (width, height), SCORE_THRESHOLD, NMS_THRESHOLD, 5000)
         except cv2.error as e:
-            raise CheckpointError(f"OpenCV could not load the face detector {yunet_path()}: {str(e).strip()}") from None
+            why = " ".join(str(e).split())[-200:]
+            raise CheckpointError(
+                f"OpenCV {cv2.__version__} could not load the face detector {yunet_path().name} (...{why}); "
+                "its int8 model needs opencv-python-headless 4.11 or newer"
+            ) from None
     _DETECTOR.setInputSize((width, height))
     return _DETECTOR
 

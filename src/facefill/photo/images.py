@@ -2,7 +2,8 @@
 
 A canvas keeps the input's own pixels (uint8, uint16, float; grey, RGB, with or without alpha)
 and knows how to give back the caller's kind (path -> PIL image, PIL, numpy, tensor) with only
-the filled pixels changed. Also here: :func:`open_image` (EXIF-upright) and the size limits.
+the filled pixels changed. Also here: :func:`open_image` (EXIF-upright), the size limits, and
+how results are shown (:func:`compare_strip`, :func:`box_text`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..data import ImageReadError
 from ..errors import InputError
 
-__all__ = ["Canvas", "open_image", "to_canvas", "split_images", "MAX_SIDE", "MAX_PIXELS", "LUMA"]
+__all__ = ["Canvas", "open_image", "to_canvas", "split_images", "compare_strip", "box_text", "MAX_SIDE", "MAX_PIXELS", "LUMA"]
 
 #: Larger images are refused.
 MAX_SIDE = 8192
@@ -250,3 +251,24 @@ def split_images(image: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
     return [image], lambda outs: outs[0]
 
 
+
+
+#: White columns between the panels of a comparison strip.
+STRIP_GAP = 8
+
+
+def compare_strip(original: np.ndarray, hole: np.ndarray, *results: np.ndarray) -> np.ndarray:
+    """The comparison strip of ``facefill inpaint --compare`` and ``facefill demo``: the masked
+    photo (hole painted white) | each result | the original, uint8 RGB (H, W, 3) arrays side
+    by side with white gaps."""
+    masked = original.copy()
+    masked[hole.astype(bool)] = 255
+    gap = np.full((original.shape[0], STRIP_GAP, 3), 255, np.uint8)
+    panels = [masked, *results, original]
+    return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+
+
+def box_text(box: tuple[int, int, int, int]) -> str:
+    """A face box (x, y, w, h) in the one labelled form facefill prints: ``x=.. y=.. w=.. h=..``."""
+    x, y, w, h = (int(round(v)) for v in box)
+    return f"x={x} y={y} w={w} h={h}"

@@ -76,7 +76,7 @@ from ..errors import InputError
 from ..models.base import InpaintingGenerator
 from . import align, paste
 from .detect import Face, detect_faces, merge_faces
-from .images import Canvas, split_images, to_canvas
+from .images import Canvas, box_text, split_images, to_canvas
 from .masks import InpaintWarning, blend_region, read_mask, split_masks
 
 __all__ = ["Inpainter", "InpaintInfo", "FaceInfo", "InpaintWarning", "WeightsNotFoundError", "DEMO_WEIGHTS", "MAX_CYCLES"]
@@ -414,7 +414,7 @@ class Inpainter:
             face = info.faces[k]
             face.mode = "inpainted"
             job.crops.append(_Crop(transforms[k], (self.size, self.size), box, alpha[sl] * own[sl], face))
-            self._warn_scale(face.scale, f"the face at {_box_text(face.box)} in {canvas.name}", info)
+            self._warn_scale(face.scale, f"the face at {box_text(face.box)} in {canvas.name}", info)
         off = grown_sub & (owner == -1)
         if touched:
             first = job.crops[0]
@@ -543,11 +543,6 @@ class Inpainter:
                 fill, (x0, y0, x1, y1) = done
                 canvas.blend_into(pixels, fill, job.background[y0:y1, x0:x1].astype(np.float32), (x0, y0))
         return pixels
-
-
-def _box_text(box: tuple[int, int, int, int]) -> str:
-    x, y, w, h = box
-    return f"x={x} y={y} w={w} h={h}"
 
 
 def _int_box(corners: np.ndarray) -> tuple[int, int, int, int]:
