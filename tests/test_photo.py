@@ -100,6 +100,16 @@ def test_every_pasted_face_is_found_with_its_landmarks():
         assert np.abs(face.landmarks - lm).max() < 0.5 * size
 
 
+def test_a_small_face_in_a_large_photo_is_found_near_the_hole():
+    # 1920 x 1280 with a face of about 30 px: too small for the whole-image look at 640 px,
+    # found by the second look around the hole.
+    photo, truth = group_photo([(1400, 900, 15, 0.3)], h=1280, w=1920)
+    hole = eye_hole(photo.shape, truth[0], half=(4, 3)).astype(bool)
+    faces = find_faces(to_canvas(photo, "big"), hole)
+    assert len(faces) == 1
+    assert np.linalg.norm(faces[0].landmarks.mean(0) - truth[0].mean(0)) < 5
+
+
 def test_template_matches_the_measured_framing():
     # Eyes level and symmetric about the centre, the nose between them, the mouth below.
     t = align.TEMPLATE

@@ -89,8 +89,10 @@ DEMO_WEIGHTS = "weights/apfi_small_celeba_faces128.safetensors"
 DEFAULT_SIZE = 256
 #: The most APFI cycles a call may ask for (the paper's best is 6; each cycle is a full pass).
 MAX_CYCLES = 64
-#: Detection runs on a copy whose longer side is at most this (upscaled to at least the minimum).
-DETECT_MAX_SIDE = 960
+#: Detection runs on a copy whose longer side is at most this (upscaled to at least the
+#: minimum): YuNet's time grows with the pixels, and at 640 a face of 30 px in a 1920 px photo
+#: is still found (smaller ones near the hole are found by the second look, see find_faces).
+DETECT_MAX_SIDE = 640
 DETECT_MIN_SIDE = 320
 #: A face this many times smaller or larger than the model's size gets a warning.
 SCALE_WARN = 2.0
@@ -213,35 +215,46 @@ def _bbox(sel: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[int, int, 
 
 
 def find_faces(canvas: Canvas, hole: np.ndarray | None = None) -> list[Face]:
-    """YuNet's faces in a canvas, in its pixels; with ``hole``, a second look with the hole
-    pre-filled by Telea when the first finds no face near it (the hole may hide one)."""
+    """YuNet's faces in a canvas, in its pixels.
+
+    The whole image is searched at :data:`DETECT_MAX_SIDE`. With ``hole``, when no face found
+    is near it, a window around the hole is searched again at up to full resolution with the
+    hole pre-filled by Telea: the hole may hide what the detector needs, and a small face is
+    easier to see there.
+    """
     import cv2
 
-    rgb, s = canvas.rgb_u8(DETECT_MAX_SIDE)
+    rgb, _ = canvas.rgb_u8(DETECT_MAX_SIDE)
     up = DETECT_MIN_SIDE / max(rgb.shape[:2])
     if up > 1:
         rgb = cv2.resize(rgb, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
     zoom = rgb.shape[1] / canvas.width
     faces = [f.scaled(1 / zoom) for f in detect_faces(rgb)]
-    if hole is None or not hole.any():
+    if hole is None or not hole.any() or any(_touches(f, hole) for f in faces):
         return faces
-    small = cv2.resize(hole.astype(np.uint8), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
-    near = [f for f in faces if _touches(f, small, zoom)]
-    if near:
-        return faces
-    small = cv2.dilate(small, np.ones((3, 3), np.uint8))
-    filled = cv2.inpaint(rgb, small, 3, cv2.INPAINT_TELEA)
-    again = [f.scaled(1 / zoom) for f in detect_faces(filled)]
+    x0, y0, x1, y1 = _bbox(hole)
+    grow = max(x1 - x0, y1 - y0, 64)
+    window = (max(x0 - grow, 0), max(y0 - grow, 0), min(x1 + grow, canvas.width), min(y1 + grow, canvas.height))
+    wx0, wy0, wx1, wy1 = window
+    view = Canvas(canvas.pixels[wy0:wy1, wx0:wx1], canvas.ncolor, canvas.scale, canvas.rebuild, canvas.name)
+    rgb, _ = view.rgb_u8(DETECT_MAX_SIDE)
+    up = max(1.0, DETECT_MIN_SIDE / max(rgb.shape[:2]))
+    if up > 1:
+        rgb = cv2.resize(rgb, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
+    zoom = rgb.shape[1] / (wx1 - wx0)
+    small = cv2.resize(hole[wy0:wy1, wx0:wx1].astype(np.uint8), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+    filled = cv2.inpaint(rgb, cv2.dilate(small, np.ones((3, 3), np.uint8)), 3, cv2.INPAINT_TELEA)
+    again = [f.scaled(1 / zoom, wx0, wy0) for f in detect_faces(filled)]
     return merge_faces(faces, again)
 
 
-def _touches(face: Face, hole_small: np.ndarray, zoom: float) -> bool:
-    """Whether the face's box grown by half its size holds part of the (scaled) hole."""
-    x, y, w, h = (v * zoom for v in face.box)
-    H, W = hole_small.shape
+def _touches(face: Face, hole: np.ndarray) -> bool:
+    """Whether the face's box grown by half its size on each side holds part of the hole."""
+    x, y, w, h = face.box
+    H, W = hole.shape
     x0, y0 = max(int(x - w / 2), 0), max(int(y - h / 2), 0)
     x1, y1 = min(int(x + 1.5 * w) + 1, W), min(int(y + 1.5 * h) + 1, H)
-    return x1 > x0 and y1 > y0 and bool(hole_small[y0:y1, x0:x1].any())
+    return x1 > x0 and y1 > y0 and bool(hole[y0:y1, x0:x1].any())
 
 
 class Inpainter:
