@@ -15,17 +15,18 @@ import json
 import sys
 from pathlib import Path
 
+from facefill import bench
 from facefill.photo.align import measure_template
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = [ROOT / "data" / "celeba128", ROOT.parent / "shared" / "data" / "faces128"]
+DEFAULT = [ROOT / "data" / "celeba128", ROOT.parent / "shared" / "data" / "faces128"]  # the demo weights' data
 
 
 def main(argv: list[str]) -> None:
     folders = [Path(a) for a in argv] or DEFAULT
     result = measure_template(folders)
     result["folders"] = [f.name for f in folders]
-    result["command"] = "python benchmarks/face_template.py " + " ".join(f"../{f.parent.name}/{f.name}" for f in folders)
+    result["command"] = bench.command_line(argv)
     out = ROOT / "benchmarks" / "results" / "face_template.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

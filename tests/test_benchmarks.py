@@ -44,3 +44,20 @@ def test_the_reports_say_whether_bf16_is_native(monkeypatch):
     info = bench.machine_info()
     assert info["cpu_native_bf16"] is False and "emulates" in info["cpu_bf16"]
     assert "FACEFILL_NATIVE_BF16" in info["cpu_bf16"]
+
+
+def test_photo_latency_quick_splits_the_call_into_the_network_and_the_overhead(tmp_path):
+    import json
+
+    import facefill.photo.inpainter as front
+
+    photo_latency = _script("photo_latency")
+    before = front.run_generator
+    assert photo_latency.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert front.run_generator is before, "the timing wrappers must be removed"
+    (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("photo-latency-*-quick.json")]
+    med = report["median_ms"]
+    assert report["mode"] == "face" and report["faces"] == 1
+    assert med["network"] > 0 and med["detection"] > 0
+    total, network, overhead = (report["samples_ms"][k] for k in ("total", "network", "overhead"))
+    assert all(abs(t - n - o) < 1e-2 for t, n, o in zip(total, network, overhead))
