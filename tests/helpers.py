@@ -41,3 +41,22 @@ TINY = [
     "train.device=cpu",
     "train.amp=fp32",
 ]
+
+
+def grey_recorder():
+    """A generator that fills holes with mid-grey and keeps every (image, mask) it was given
+    in ``.calls``: for checking what reaches the model."""
+    from facefill.models import InpaintingGenerator
+
+    class Recorder(InpaintingGenerator):
+        stride = 16
+
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def predict(self, image, mask):
+            self.calls.append((image.clone(), mask.clone()))
+            return torch.full_like(image, 0.5)
+
+    return Recorder()

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 __all__ = ["FacefillError", "InputError", "Inpainter", "create_model", "list_models", "list_presets"]
 
 _LAZY = {
-    "Inpainter": "facefill.inpaint",
+    "Inpainter": "facefill.photo",
     "create_model": "facefill.models",
     "list_models": "facefill.models",
     "list_presets": "facefill.models",

@@ -239,10 +239,12 @@ def demo_cmd(
 ) -> None:
     """Inpaint a bundled public-domain face (NASA's astronaut portrait) with a generated hole."""
     from .demo import run_demo
+    from .photo import box_text
 
     r = run_demo(out, weights=weights, seed=seed, device=device, precision=precision)
+    x0, y0, x1, y1 = r.face_box
     console.print(
-        f"inpainted the astronaut's face (crop {r.face_box}, hole {r.hole_ratio:.1%} of it) "
+        f"inpainted the astronaut's face (crop {box_text((x0, y0, x1 - x0, y1 - y0))}, hole {r.hole_ratio:.1%} of it) "
         f"with {r.weights} in {r.seconds:.1f} s ({r.precision})"
     )
     console.print(f"face crop: PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, L1 in the hole {r.hole_l1:.4f}")

@@ -217,12 +217,23 @@ class PageResult:
     notes: list[str] = field(default_factory=list)  # warnings raised while inpainting
 
     def summary(self) -> str:
+        from .photo import box_text
+
         w, h = self.image.size
+        filled = [f for f in getattr(self.info, "faces", []) if f.mode == "inpainted"]
+        faces = "; ".join(f"face at {box_text(f.box)}" for f in filled)
+        background = {"telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes", "no_face": "a square around it through the model"}
+        off = background.get(self.info.background or "", self.info.background)
         where = {
-            "face": f"face found at {self.info.face} (x, y, w, h)",
+            "face": f"filled in its aligned crop: {faces}",
             "aligned": "aligned face crop (no detection)",
-            "no_face": "no face found near the hole: a square around it was inpainted",
-        }.get(self.info.mode, self.info.mode)
+        }.get(self.info.mode)
+        if where is None and self.info.mode.startswith("face+"):
+            where = f"filled in its aligned crop: {faces}; the part off every face with {off}"
+        elif where is None and self.info.background:
+            where = f"no face at the hole: filled with {off}"
+        elif where is None:
+            where = self.info.mode
         lines = [f"Filled {100 * self.info.hole_fraction:.1f} % of the {w}x{h} photo; {where}."]
         lines += [f"Note: {n}" for n in self.notes]
         return "\n\n".join(lines)
