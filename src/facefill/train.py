@@ -479,7 +479,7 @@ class Trainer:
             self.d.train()
         finetune = self.step >= t.iterations
         if finetune:
-            for bn in self.g_raw.encoder_batchnorms():
+            for bn in self.g_raw.finetune_batchnorms():
                 bn.eval()
 
     def _autocast(self):
