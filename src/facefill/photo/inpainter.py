@@ -372,7 +372,9 @@ class Inpainter:
             seed = _whole_number("seed", seed, 0, 2**63 - 1)
         if background not in BACKGROUNDS:
             raise InputError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0.0 <= threshold < 1.0:
+        if not isinstance(threshold, (int, float, np.integer, np.floating)) or isinstance(threshold, bool) or not (
+            0.0 <= threshold < 1.0
+        ):
             raise InputError(f"threshold must be a number in [0, 1), got {threshold!r}")
         items, pack = split_images(image)
         masks = split_masks(mask, len(items))
