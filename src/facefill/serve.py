@@ -486,4 +486,6 @@ def serve(
         launch(app, host=host, port=port, share=share, block=True, max_file_size=max_file_size)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(app.facefill_result_dir, ignore_errors=True)
+        result_dir = getattr(app, "facefill_result_dir", None)  # None: an app not from build_app
+        if result_dir is not None:
+            shutil.rmtree(result_dir, ignore_errors=True)
