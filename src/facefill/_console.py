@@ -39,6 +39,12 @@ _OS_ADVICE = {
 }
 
 
+def os_reason(e: OSError) -> str:
+    """What went wrong in an operating-system error and what to do, without the path."""
+    advice = _OS_ADVICE.get(e.errno) if e.errno is not None else None
+    return advice or (e.strerror or str(e) or type(e).__name__)
+
+
 def describe_os_error(e: OSError) -> str:
     """One line for an operating-system error: the path it concerns, what went wrong, what to do.
 
@@ -46,7 +52,7 @@ def describe_os_error(e: OSError) -> str:
     reported as the folder it was made in, which is what the user named.
     """
     advice = _OS_ADVICE.get(e.errno) if e.errno is not None else None
-    reason = advice or (e.strerror or str(e) or type(e).__name__)
+    reason = os_reason(e)
     if e.filename is None:
         return f"{reason}" if advice else f"{type(e).__name__}: {reason}"
     path = Path(os.fsdecode(e.filename))

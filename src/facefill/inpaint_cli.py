@@ -22,7 +22,7 @@ import typer
 from PIL import Image
 from rich.markup import escape
 
-from ._console import console, fail, precision_option
+from ._console import console, fail, os_reason, precision_option
 from .checkpoint import atomic_write
 from .data import IMAGE_EXTENSIONS
 from .errors import FacefillError
@@ -83,7 +83,7 @@ def _save(img: Image.Image, path: Path) -> None:
     except (ValueError, KeyError) as e:
         raise FacefillError(f"cannot write a {img.mode} image as {fmt} to {path} ({e}); use .png") from None
     except OSError as e:  # the folder cannot be made or written (read-only, full, a file in the way)
-        raise FacefillError(f"cannot write {path}: {e.strerror or e}") from None
+        raise FacefillError(f"cannot write {path}: {os_reason(e)}") from None
 
 
 def _save_all(files: list[tuple[Image.Image, Path]]) -> None:
