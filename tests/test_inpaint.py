@@ -446,7 +446,7 @@ def test_cli_write_errors_are_one_line_and_leave_no_file(weights, tmp_path, monk
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     result = runner.invoke(app, args + ["-o", str(outdir / "a.png")])
-    one_line_error(result, "cannot write", "Read-only file system")
+    one_line_error(result, "cannot write", "read-only file system; choose a folder you can write to")
     assert result.exit_code == 2 and list(outdir.iterdir()) == []
 
     # The strip cannot be written after the result was: neither is left.
@@ -460,5 +460,5 @@ def test_cli_write_errors_are_one_line_and_leave_no_file(weights, tmp_path, monk
 
     monkeypatch.setattr(tempfile, "mkstemp", second_fails)
     result = runner.invoke(app, args + ["-o", str(outdir / "a.png"), "--compare"])
-    one_line_error(result, "No space left")
+    one_line_error(result, "no space left on the device; free some space")
     assert list(outdir.iterdir()) == []
