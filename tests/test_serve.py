@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +23,9 @@ from facefill.checkpoint import save_weights
 from facefill.cli import app as cli_app
 from facefill.errors import InputError
 from facefill.inpaint import Inpainter, InpaintWarning
+from facefill.models.apfi import APFIModule
 from facefill.serve import (
+    MAX_UPLOAD_PIXELS,
     NO_HOLE,
     NO_PHOTO,
     GradioNotInstalledError,
@@ -35,7 +40,7 @@ from facefill.serve import (
 # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing", "ignore::FutureWarning:gradio.queueing")
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium")  # what .ci/run checks (command -v chromium)
 # Flags for a closed network (see the machine notes): no background fetches, no QUIC, no GPU.
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,8 +51,8 @@ FEATHER = 3  # the page's default blend width
 
 
 def _browser_missing() -> str | None:
-    if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)"
+    if CHROMIUM is None:
+        return "chromium is not on PATH (apt-get install chromium; .ci/run does it)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -247,6 +252,53 @@ def test_handler_reports_inpainter_warnings(inpainter, face, tmp_path):
     assert image.size == photo.size and "resized" in summary
 
 
+@pytest.fixture
+def cycle_count(monkeypatch) -> list[int]:
+    """Calls of the APFI module (one per cycle) while a test runs: ``len(cycle_count)``."""
+    calls: list[int] = []
+    forward = APFIModule.forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(APFIModule, "forward", counting)
+    return calls
+
+
+@pytest.mark.parametrize("cycles", [1, 3])
+def test_handler_runs_exactly_the_cycles_asked_for(inpainter, face, cycle_count, cycles):
+    assert inpainter.model.cycles == 2  # the fixture's default, which neither count is
+    handler = inpaint_handler(inpainter)
+    photo = Image.open(face).convert("RGBA")
+    stroke = _rgba_layer(photo.size, lambda d: d.ellipse((40, 40, 70, 60), fill=(255, 255, 255, 255)))
+    handler({"background": photo, "layers": [stroke], "composite": photo}, None, False, True, cycles, 0, FEATHER)
+    assert len(cycle_count) == cycles
+
+
+def test_uploads_that_are_not_images_or_too_large_get_one_line(tmp_path):
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from facefill.serve import readable_uploads
+
+    with gr.Blocks():
+        mask = readable_uploads(gr.Image(type="filepath", image_mode=None), "uploaded mask", gr)
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not a picture")
+    with pytest.raises(gr.Error) as e:
+        mask.preprocess(FileData(path=str(junk), orig_name="junk.png"))
+    assert e.value.message.startswith("uploaded mask: the upload is not an image") and "\n" not in e.value.message
+    side = int(MAX_UPLOAD_PIXELS ** 0.5) + 1
+    big = tmp_path / "big.png"
+    Image.new("1", (side, side)).save(big)  # a few kB on disk, more pixels than the page takes
+    with pytest.raises(gr.Error, match="MP, more than the page takes"):
+        mask.preprocess(FileData(path=str(big), orig_name="big.png"))
+    small = tmp_path / "small.png"
+    Image.new("L", (8, 8)).save(small)
+    assert mask.preprocess(FileData(path=str(small), orig_name="small.png")) == str(small)
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------
@@ -274,6 +326,47 @@ def test_cli_refuses_missing_weights_and_a_taken_port(weights, tmp_path):
         result = runner.invoke(cli_app, ["serve", "--weights", str(weights), "--port", str(port), "--device", "cpu"])
     assert result.exit_code == 2 and f"cannot serve on 127.0.0.1:{port}" in result.output, result.output
     assert "choose another --port" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--host", "999.1.1.1"], "is not an IP address or a host name"),
+    (["--host", "192.0.2.1"], "is not an address of this machine"),  # TEST-NET-1: never ours
+    (["--max-file-size", "lots"], "--max-file-size: cannot read"),
+    (["--port", "0"], "--port must be in 1-65535"),
+])
+def test_cli_checks_host_port_and_upload_limit_before_gradio(weights, args, message):
+    result = runner.invoke(cli_app, ["serve", "--weights", str(weights), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.output.strip().count("\n") == 0
+
+
+def test_served_page_limits_uploads_hides_the_share_hint_and_cleans_up(weights, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facefill", "serve", "--weights", str(weights), "--port", str(port),
+         "--device", "cpu", "--max-file-size", "1kb"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"serving the page on http://127.0.0.1:{port}" in line, line
+        results = list(tmp_path.glob("facefill-serve-*"))
+        assert len(results) == 1 and results[0].is_dir()  # the folder of result files
+        body = b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n\r\n"
+        body += b"\0" * 4096 + b"\r\n--x--\r\n"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/gradio_api/upload", data=body,
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        assert e.value.code == 413  # too large: refused, not stored
+    finally:
+        proc.terminate()  # SIGTERM: like Ctrl+C
+        rest, _ = proc.communicate(timeout=30)
+    assert "share=True" not in line + rest and "Traceback" not in rest, rest
+    assert not results[0].exists()  # removed on the way out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,16 +447,21 @@ def _fetch(url: str) -> bytes:
 
 
 @needs_browser
-def test_page_paint_inpaint_download_offline(page, server, inpainter, face):
+def test_page_paint_inpaint_download_offline(page, server, inpainter, face, cycle_count):
     src = np.asarray(Image.open(face).convert("RGB"))
     h, w = src.shape[:2]
     _upload(page, face)
     stroke = [(44.0, 56.0), (64.0, 56.0), (84.0, 56.0)]
     _paint(page, (w, h), stroke)
     page.locator("#aligned input").check()  # a face crop: no detection needed
+    assert inpainter.model.cycles == 2
+    cycles_box = page.locator("#cycles input[type=number]")
+    cycles_box.fill("3")  # not the model's default: the page must pass it on
+    cycles_box.press("Enter")
     calls = len(inpainter.masks)
     page.click("#inpaint")
     page.wait_for_selector("#result img", timeout=30_000)
+    assert len(cycle_count) == 3  # exactly the cycles set on the page
 
     # The hole the server read: the stroke, around its path, nowhere else.
     assert len(inpainter.masks) == calls + 1

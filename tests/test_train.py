@@ -1,5 +1,6 @@
 import errno
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -19,28 +20,7 @@ from facefill.config import load_config
 from facefill.errors import FacefillError
 from facefill.train import StepSampler, Trainer, TrainingError
 
-TINY = [
-    "model.generator=apfi",
-    "model.preset=small",
-    "model.generator_args={width: 8, reasoning: [8, 16, 16], unet: [8, 16, 16], cycles: 2}",
-    "model.discriminator_preset=small",
-    "model.discriminator_args={width: 8}",
-    "data.size=32",
-    "data.workers=0",
-    "data.val_count=4",
-    "loss.vgg_weights=random",
-    "loss.resize=null",
-    "train.batch_size=4",
-    "train.lr=1e-3",
-    "train.d_lr=1e-3",
-    "train.log_every=1",
-    "train.image_every=2",
-    "train.val_every=3",
-    "train.save_every=3",
-    "train.keep_last=2",
-    "train.device=cpu",
-    "train.amp=fp32",
-]
+from helpers import TINY
 
 
 def tiny(faces: Path, *extra: str):
@@ -95,26 +75,14 @@ def test_resume_with_ema_schedule_and_late_critic_equals_one_run(faces, tmp_path
     straight.fit()
     # The same 6-step run, killed after its step-3 checkpoint (the schedule spans all 6 steps).
     killed = Trainer(tiny(faces, "train.iterations=6", *SCHEDULED), tmp_path / "b")
-    step = killed.train_step
-
-    def die_at_step_4(*args):
-        if killed.step == 3:
-            raise KeyboardInterrupt
-        return step(*args)
-
-    killed.train_step = die_at_step_4
+    _kill_after(killed, 3)
     with pytest.raises(KeyboardInterrupt):
         killed.fit()
     resumed = Trainer(tiny(faces, "train.iterations=6", *SCHEDULED), tmp_path / "b", resume=True)
     resumed.fit()
-    for name in ("g_raw", "d_raw", "ema"):
-        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), (name, k)
-    rows = lambda d: [r for r in map(json.loads, (d / "log.jsonl").read_text().splitlines()) if r["kind"] == "loss"]
-    assert rows(tmp_path / "a") == rows(tmp_path / "b")
-    log = rows(tmp_path / "a")
+    _same_state(straight, resumed, names=("g_raw", "d_raw", "ema"))
+    log = _loss_rows(tmp_path / "a")
+    assert log == _loss_rows(tmp_path / "b")
     # Warm-up from 1 % of lr, then cosine towards 10 %; the critic joins at step 2.
     assert [round(r["lr"] / 1e-3, 4) for r in log[:3]] == [0.01, 0.505, 1.0]
     assert log[-1]["lr"] < log[2]["lr"]
@@ -175,10 +143,21 @@ def test_thirty_steps_lower_the_loss(faces, tmp_path):
 
 
 def test_validation_logs_psnr_ssim_and_images(faces, tmp_path):
-    Trainer(tiny(faces, "train.iterations=3"), tmp_path).fit()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(tiny(faces, "train.iterations=3", "train.image_every=1"), tmp_path).fit()
     val = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines() if '"val"' in r]
     assert val and 0 < val[0]["ssim"] <= 1 and val[0]["psnr"] > 5
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"images": 0, "scalars": 0}).Reload()
+    for key in ("psnr", "ssim"):  # the same numbers as log.jsonl, at the same steps
+        logged = acc.Scalars(f"val/{key}")
+        assert [e.step for e in logged] == [r["step"] for r in val]
+        assert [e.value for e in logged] == pytest.approx([r[key] for r in val])
+    images = acc.Images("train/input|mask|output|truth")
+    assert [e.step for e in images] == [1, 2, 3]
+    grid = Image.open(io.BytesIO(images[-1].encoded_image_string))
+    assert grid.width > 3 * 32 and grid.height >= 32  # the four panels of a 32 px batch
 
 
 def test_several_roots_with_holdout_and_augmentation(faces, tmp_path):
@@ -213,7 +192,7 @@ def test_full_disk_leaves_previous_checkpoint_intact(faces, tmp_path, monkeypatc
     before = hashlib.sha256(good.read_bytes()).hexdigest()
 
     def full_disk(obj, f):
-        Path(f).write_bytes(b"partial")
+        f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
@@ -236,13 +215,93 @@ def test_nonfinite_losses_skip_then_stop(faces, tmp_path, monkeypatch):
         return (total * float("nan") if calls["n"] >= 2 else total), terms
 
     monkeypatch.setattr(trainer.recipe.loss, "forward", sometimes_nan)
-    before = {k: v.clone() for k, v in trainer.g_raw.state_dict().items()}
+    initial = _parameters(trainer)
+    after_real_step = []
+    step = trainer.train_step
+
+    def record(*args):
+        out = step(*args)
+        if not after_real_step:
+            after_real_step.extend(_parameters(trainer))
+        return out
+
+    trainer.train_step = record
     with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
         trainer.fit()
     assert trainer.nonfinite_total == 3
     assert trainer.step == 3  # one real step, two skipped; the third stops the run
-    changed = [k for k, v in trainer.g_raw.state_dict().items() if not torch.equal(v, before[k])]
-    assert changed
+    # The real step moved the generator's and the critic's parameters, the skipped ones did not
+    # (parameters, not state_dicts: BatchNorm's running statistics move on every forward).
+    assert any(not torch.equal(a, b) for a, b in zip(initial, after_real_step))
+    assert all(torch.equal(a, b) for a, b in zip(after_real_step, _parameters(trainer)))
+
+
+def _parameters(trainer) -> list[torch.Tensor]:
+    nets = [trainer.g_raw] + ([trainer.d_raw] if trainer.d_raw is not None else [])
+    return [p.detach().clone() for net in nets for p in net.parameters()]
+
+
+def _kill_after(trainer, step: int) -> None:
+    """Make ``trainer.fit()`` raise KeyboardInterrupt as step ``step + 1`` begins."""
+    train_step = trainer.train_step
+
+    def die(*args):
+        if trainer.step == step:
+            raise KeyboardInterrupt
+        return train_step(*args)
+
+    trainer.train_step = die
+
+
+def _same_state(a, b, names=("g_raw", "d_raw")) -> None:
+    for name in names:
+        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), (name, k)
+
+
+def _loss_rows(out: Path) -> list[dict]:
+    return [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["kind"] == "loss"]
+
+
+def test_finetuning_switches_the_lr_freezes_encoder_batchnorm_and_resumes_exactly(faces, tmp_path):
+    phases = ["train.iterations=2", "train.finetune_iterations=2", "train.finetune_lr=1e-5", "train.save_every=2",
+              "train.val_every=0", "train.image_every=0"]
+    straight = Trainer(tiny(faces, *phases), tmp_path / "a")
+    bns = straight.g_raw.encoder_batchnorms()
+    assert bns
+    seen = []
+    train_step = straight.train_step
+
+    def watch(*args):
+        seen.append(([bn.training for bn in bns], [bn.running_mean.clone() for bn in bns], _parameters(straight)))
+        return train_step(*args)
+
+    straight.train_step = watch
+    straight.fit()
+    seen.append((None, [bn.running_mean.clone() for bn in bns], _parameters(straight)))
+    assert [r["lr"] for r in _loss_rows(tmp_path / "a")] == [1e-3, 1e-3, 1e-5, 1e-5]
+    assert [all(flags) for flags, *_ in seen[:2]] == [True, True] and not any(any(f) for f, *_ in seen[2:4])
+    moved = lambda i: any(not torch.equal(a, b) for a, b in zip(seen[i][1], seen[i + 1][1]))
+    assert [moved(i) for i in range(4)] == [True, True, False, False]  # frozen statistics in steps 3 and 4
+    changed = lambda i: any(not torch.equal(a, b) for a, b in zip(seen[i][2], seen[i + 1][2]))
+    assert all(changed(i) for i in range(4))  # the weights still train
+    # Killed at the phase boundary and resumed: the same run, bit for bit.
+    killed = Trainer(tiny(faces, *phases), tmp_path / "b")
+    _kill_after(killed, 2)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    resumed = Trainer(tiny(faces, *phases), tmp_path / "b", resume=True)
+    resumed.fit()
+    _same_state(straight, resumed)
+    assert _loss_rows(tmp_path / "a") == _loss_rows(tmp_path / "b")
+
+
+def test_log_and_save_every_zero_mean_only_the_last_step(faces, tmp_path):
+    Trainer(tiny(faces, "train.iterations=3", "train.log_every=0", "train.save_every=0", "train.val_every=0"), tmp_path).fit()
+    assert [r["step"] for r in _loss_rows(tmp_path)] == [3]
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")] == ["step_00000003.pt"]
 
 
 def test_cli_refuses_unknown_key_and_missing_vgg(faces, tmp_path, monkeypatch):
@@ -315,13 +374,18 @@ DDP_SCRIPT = textwrap.dedent(
     from facefill.train import Trainer
     out, config, overrides = sys.argv[1], sys.argv[2], sys.argv[3:]
     trainer = Trainer(load_config(None if config == "-" else config, overrides), out)
+
+    def digest():
+        h = hashlib.sha256()
+        # Parameters, not buffers: BN running statistics are per rank between DDP's broadcasts.
+        nets = [trainer.g_raw] + ([trainer.d_raw] if trainer.d_raw is not None else [])
+        for p in (p for net in nets for p in net.parameters()):
+            h.update(p.detach().numpy().tobytes())
+        return h.hexdigest()
+
+    before = digest()
     trainer.fit()
-    h = hashlib.sha256()
-    # Parameters, not buffers: BN running statistics are per rank between DDP's broadcasts.
-    nets = [trainer.g_raw] + ([trainer.d_raw] if trainer.d_raw is not None else [])
-    for p in (p for net in nets for p in net.parameters()):
-        h.update(p.detach().numpy().tobytes())
-    open(f"{out}/rank{dist.get_rank()}.sha", "w").write(h.hexdigest())
+    open(f"{out}/rank{dist.get_rank()}.sha", "w").write(before + " " + digest())
     """
 )
 
@@ -346,6 +410,27 @@ DDP_CASES = {
 }
 
 
+@pytest.mark.parametrize("name", ["lama", "edgeconnect"])
+def test_resume_with_the_recipes_critics_equals_one_run(name, faces, tmp_path):
+    """LaMa (R1 penalty: a double backward through the critic) and EdgeConnect (two critics,
+    spectral norm), killed after a checkpoint and resumed: the same weights, bit for bit."""
+    config, overrides = DDP_CASES[name]
+    settings = overrides + [f"data.root={faces}", "data.workers=0", "data.val_count=0", "train.iterations=4",
+                            "train.save_every=2", "train.log_every=1", "train.image_every=0", "train.amp=fp32"]
+    straight = Trainer(load_config(config, settings), tmp_path / "a")
+    straight.fit()
+    killed = Trainer(load_config(config, settings), tmp_path / "b")
+    _kill_after(killed, 2)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    resumed = Trainer(load_config(config, settings), tmp_path / "b", resume=True)
+    assert resumed.step == 2
+    resumed.fit()
+    _same_state(straight, resumed)
+    rows = _loss_rows(tmp_path / "a")
+    assert rows == _loss_rows(tmp_path / "b") and len(rows) == 4 and "d_loss" in rows[-1]
+
+
 @pytest.mark.parametrize("name", list(DDP_CASES))
 def test_ddp_two_processes_keep_identical_weights(name, faces, tmp_path):
     script = tmp_path / "ddp.py"
@@ -356,12 +441,14 @@ def test_ddp_two_processes_keep_identical_weights(name, faces, tmp_path):
         "train.val_every=0", "train.image_every=0", "train.save_every=3", "train.amp=fp32",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    # --standalone: a local rendezvous on a free port (two runs at once do not collide).
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), str(tmp_path), str(config), *overrides]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    sha0, sha1 = (tmp_path / "rank0.sha").read_text(), (tmp_path / "rank1.sha").read_text()
-    assert sha0 == sha1
+    (before0, after0), (before1, after1) = ((tmp_path / f"rank{r}.sha").read_text().split() for r in (0, 1))
+    assert before0 == before1 and after0 == after1  # the same start, the same weights after
+    assert after0 != before0  # and training changed them
     assert (tmp_path / f"{name}_small.safetensors").exists()
     assert not (tmp_path / "checkpoints").exists() or len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
 

@@ -98,6 +98,12 @@ def command_line(argv: list[str] | None = None) -> str:
     return shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
 
 
+def repo_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """``path`` relative to the repository ``root`` (``../shared/...`` for a folder beside it),
+    for result files that are committed: they must not record one machine's absolute layout."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
+
+
 def write_report(out_dir: Path, stem: str, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     """Write ``out_dir/stem.json`` (the report) and ``out_dir/stem.md``; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +124,7 @@ def train_or_reuse(cfg: Any, out: Path, *, fresh: bool = False) -> tuple[Any, fl
 
     record = out / "train_seconds.json"
     resume = not fresh and any((out / "checkpoints").glob("step_*.pt"))
-    trainer = Trainer(cfg, out, resume=resume)
+    trainer = Trainer(cfg, out, resume=resume, overwrite=fresh)
     before = json.loads(record.read_text())["seconds"] if resume and record.is_file() else 0.0
     if resume and trainer.step >= trainer.total_steps and record.is_file():  # finished earlier
         return trainer, before

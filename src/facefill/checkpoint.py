@@ -38,6 +38,7 @@ __all__ = [
     "load_training_state",
     "latest_checkpoint",
     "sha256_file",
+    "torch_load_reason",
 ]
 
 _STEP_RE = re.compile(r"step_(\d+)\.pt$")
@@ -137,10 +138,7 @@ def load_weights(path: str | Path, expected_sha256: str | None = None, map_locat
         raise CheckpointError(f"{path} is a weights card; pass the .safetensors file beside it")
     card_path = path.with_suffix(".json")
     if expected_sha256 is None and card_path.is_file():
-        try:
-            expected_sha256 = json.loads(card_path.read_text()).get("sha256")
-        except (OSError, ValueError):
-            expected_sha256 = None
+        expected_sha256 = _card_sha256(card_path)
     if expected_sha256 is not None and sha256_file(path) != expected_sha256:
         raise CheckpointError(f"{path} does not match its sha256 {expected_sha256[:12]}…; the file is corrupt or was replaced")
     try:
@@ -151,12 +149,59 @@ def load_weights(path: str | Path, expected_sha256: str | None = None, map_locat
         raise CheckpointError(f"{path} is not a safetensors weights file ({type(e).__name__})") from None
     if meta.get("format") != "facefill" or "model" not in meta:
         raise CheckpointError(f"{path} is not a facefill weights file (no facefill metadata)")
-    model = create_model(meta["model"], meta["preset"], **json.loads(meta["kwargs"]))
+    model = _model_from_metadata(path, meta, create_model)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit model {meta['model']}: {str(e).splitlines()[0]}") from None
     return model, meta
+
+
+def _card_sha256(card_path: Path) -> str:
+    """The sha256 a weights card records; a card that cannot be read refuses the load."""
+    advice = "restore it (it is written beside the weights) or delete it to load without the check"
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(f"cannot read the weights card {card_path}: {e.strerror or e}; {advice}") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"the weights card {card_path} is not valid JSON ({str(e).splitlines()[0]}); {advice}") from None
+    sha = card.get("sha256") if isinstance(card, dict) else None
+    if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise CheckpointError(f"the weights card {card_path} has no sha256 of the weights; {advice}")
+    return sha
+
+
+def _model_from_metadata(path: Path, meta: dict[str, str], create_model: Callable[..., torch.nn.Module]):
+    """The model a weights file's metadata describes, or a CheckpointError saying what is wrong."""
+    missing = [k for k in ("preset", "kwargs") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: its facefill metadata has no {' or '.join(missing)}; the file is damaged or not written by facefill")
+    try:
+        kwargs = json.loads(meta["kwargs"])
+    except ValueError:
+        raise CheckpointError(f"{path}: its metadata kwargs is not JSON ({meta['kwargs'][:40]!r}); the file is damaged") from None
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: its metadata kwargs must be a JSON object, got {meta['kwargs'][:40]!r}")
+    try:
+        return create_model(meta["model"], meta["preset"], **kwargs)
+    except (ValueError, TypeError) as e:  # a model, preset or argument this facefill does not have
+        raise CheckpointError(
+            f"{path}: {str(e).splitlines()[0]} (written by facefill {meta.get('facefill_version', '?')}; "
+            "load it with that version)"
+        ) from None
+
+
+def torch_load_reason(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line, without torch's advice
+    to load it with ``weights_only=False`` (which would run whatever code the file holds)."""
+    text = str(error)
+    if "Weights only load failed" not in text:
+        return (text.strip().splitlines() or [type(error).__name__])[0]
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    reason = next((ln for ln in lines if not ln.startswith(skip) and not ln.endswith("error:")), "unsupported content")
+    return f"it holds pickled objects other than tensors ({reason}), which facefill does not load"
 
 
 def _checkpoint_path(folder: Path, step: int) -> Path:
@@ -166,7 +211,14 @@ def _checkpoint_path(folder: Path, step: int) -> Path:
 def save_training_state(folder: str | Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
     """Write the full training state atomically; delete all but the newest ``keep_last``."""
     folder = Path(folder)
-    path = atomic_write(_checkpoint_path(folder, step), lambda tmp: torch.save(state, tmp))
+
+    def write(tmp: str) -> None:
+        # Through a Python file: a full disk is an OSError (ENOSPC), where torch's own writer
+        # raises a RuntimeError ("enforce fail at inline_container.cc").
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+
+    path = atomic_write(_checkpoint_path(folder, step), write)
     existing = sorted(folder.glob("step_*.pt"), key=lambda p: int(_STEP_RE.search(p.name).group(1)))
     for old in existing[: max(0, len(existing) - keep_last)]:
         old.unlink(missing_ok=True)
@@ -181,6 +233,13 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Load a training state written by :func:`save_training_state` (tensors and plain data only)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read training state {path}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read training state {path}: {torch_load_reason(e)}") from None
+    missing = {"step", "generator", "opt_g", "scaler", "rng"} - (set(state) if isinstance(state, dict) else set())
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a facefill training state (no {', '.join(sorted(missing))}); "
+            "move it out of checkpoints/ or start without --resume"
+        )
+    return state

@@ -10,6 +10,7 @@ the list of valid ones. The resolved config is saved with every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -18,9 +19,11 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .augment import Augment
-from .errors import InputError
+from .errors import ConfigError, InputError
 
-__all__ = ["TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_from_dict"]
+__all__ = [
+    "TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_from_dict", "check_config",
+]
 
 
 @dataclass
@@ -127,11 +130,12 @@ class TrainSection:
     critic_start: int = 0
     # A facefill weights file the generator starts from (a fresh run, not a resume).
     init_weights: str | None = None
+    # Every N steps; 0: log_every / save_every only at the last step, image_every / val_every never.
     log_every: int = 50
     image_every: int = 1000
     val_every: int = 5000
     save_every: int = 5000
-    keep_last: int = 3
+    keep_last: int = 3  # training states kept in checkpoints/ (at least 1)
     max_nonfinite: int = 5  # consecutive non-finite steps before the run stops
     device: str | None = None  # None: cuda if available, else cpu
 
@@ -282,6 +286,54 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+def _bad(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"config key {key}={value!r} is not allowed: {allowed}")
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Refuse values no run can train with, each with the key, the value and what is allowed.
+
+    Checks ranges (learning rates, betas, counts, intervals); names (models, recipes, devices)
+    are checked by the trainer against what is registered and present. Returns ``cfg``.
+
+    Raises:
+        ConfigError: the first bad value found.
+    """
+    t = cfg.train
+    for key in ("lr", "d_lr", "finetune_lr"):
+        value = getattr(t, key)
+        if not (math.isfinite(value) and value > 0):
+            raise _bad(f"train.{key}", value, "a finite number > 0")
+    betas = tuple(t.betas)
+    if len(betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in betas):
+        raise _bad("train.betas", list(betas), "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    minimum = {
+        ("train", "batch_size"): 1, ("train", "iterations"): 1, ("train", "keep_last"): 1,
+        ("train", "max_nonfinite"): 1, ("train", "finetune_iterations"): 0,
+        ("train", "log_every"): 0, ("train", "image_every"): 0, ("train", "val_every"): 0,
+        ("train", "save_every"): 0, ("data", "size"): 1, ("data", "workers"): 0,
+        ("data", "val_count"): 0, ("data", "holdout"): 0,
+    }
+    notes = {
+        "keep_last": " (the newest checkpoint is what --resume needs)",
+        "log_every": " (0: only the last step)", "save_every": " (0: only the last step)",
+        "image_every": " (0: never)", "val_every": " (0: never)",
+    }
+    for (section, key), low in minimum.items():
+        value = getattr(getattr(cfg, section), key)
+        if value < low:
+            raise _bad(f"{section}.{key}", value, f"an integer >= {low}{notes.get(key, '')}")
+    for key in ("adv", "perceptual", "style", "l1"):
+        value = getattr(cfg.loss, key)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise _bad(f"loss.{key}", value, "a finite weight >= 0, or null for the recipe's own")
+    for section, key in (("train", "seed"), ("data", "holdout_seed")):
+        value = getattr(getattr(cfg, section), key)
+        if not 0 <= value < 2**31:
+            raise _bad(f"{section}.{key}", value, "an integer from 0 to 2**31 - 1")
+    return cfg
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config (or start from the defaults when ``path`` is None), then overrides.
 
@@ -291,10 +343,16 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     cfg = TrainConfig()
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; give a YAML file such as configs/apfi_faces_cpu.yaml")
         if not path.is_file():
             raise InputError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not a text (UTF-8 YAML) file; give a YAML config such as configs/apfi_faces_cpu.yaml") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
         except yaml.YAMLError as e:
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)

@@ -12,3 +12,10 @@ class InputError(FacefillError, ValueError):
 
     The message names the argument, what was expected and what was given.
     """
+
+
+class ConfigError(InputError):
+    """A training config holds a value facefill cannot train with.
+
+    The message names the key (``section.name``), the value given and what is allowed.
+    """

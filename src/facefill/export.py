@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .checkpoint import atomic_write, sha256_file
 from .errors import FacefillError, InputError
+from .limits import check_cycles_bound, check_size_bound
 from .models.base import InpaintingGenerator
 
 __all__ = [
@@ -112,6 +113,8 @@ def _check_arguments(model: nn.Module, size: int, opset: int, cycles: int | None
             raise InputError(f"cycles is not an argument of {_model_name(model)}; leave it unset")
         if cycles < 1:
             raise InputError(f"cycles must be >= 1, got {cycles}")
+        check_cycles_bound(cycles)
+    check_size_bound(size)
 
 
 def verification_inputs(size: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

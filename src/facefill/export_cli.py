@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from ._console import console, fail
-from .errors import FacefillError
 
 
 def export_cmd(
@@ -20,20 +19,20 @@ def export_cmd(
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13-20)"),
 ) -> None:
     """Export a generator to ONNX (dynamic batch, fixed size) and check it against PyTorch."""
+    if fmt.lower() != "onnx":
+        fail(f"unknown --format {fmt!r}; supported: onnx")
+    for given in (weights, weights.with_suffix(".json")):  # the weights and their card are inputs
+        if out.resolve() == given.resolve():
+            fail(f"--out {out} is an input (the weights{' card' if given != weights else ''}); name a new .onnx file")
     from . import export as _export
     from .checkpoint import load_weights
     from .models import model_entry
 
-    if fmt.lower() != "onnx":
-        fail(f"unknown --format {fmt!r}; supported: onnx")
-    try:
-        model, meta = load_weights(weights)
-        if model_entry(meta["model"]).kind != "generator":
-            fail(f"{weights} holds a {meta['model']} {model_entry(meta['model']).kind}; only generators can be exported")
-        _export.require_onnx()
-        result = _export.export_onnx(model, out, size=size, opset=opset, cycles=cycles)
-    except FacefillError as e:
-        fail(str(e))
+    model, meta = load_weights(weights)
+    if model_entry(meta["model"]).kind != "generator":
+        fail(f"{weights} holds a {meta['model']} {model_entry(meta['model']).kind}; only generators can be exported")
+    _export.require_onnx()
+    result = _export.export_onnx(model, out, size=size, opset=opset, cycles=cycles)
     cycles_note = ""
     if result.cycles is not None:
         cycles_note = f", {result.cycles} cycle{'s' if result.cycles != 1 else ''}"

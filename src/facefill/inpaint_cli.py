@@ -4,9 +4,10 @@ One image: ``facefill inpaint face.jpg --mask hole.png -o out.png``. A folder:
 ``facefill inpaint photos/ --mask masks/ -o results/``: images and masks are matched by file
 stem (``a.jpg`` with ``a.png`` or ``a_mask.png``), one mask *file* may serve every image,
 images without a mask and masks without an image are listed and skipped; outputs are
-``results/<stem>.png``. ``--compare`` also writes ``<stem>_compare.png``: input | mask | output.
-Inputs are never overwritten; every file is written to a temporary name and renamed, so an
-error leaves no partial output.
+``results/<stem>.png``. ``--compare`` also writes ``<stem>_compare.png``: masked | result |
+original, the strip ``facefill demo`` writes. Inputs are never overwritten; every file is
+written to a temporary name and renamed, and an image whose result or strip cannot be written
+leaves neither, so an error leaves no partial output.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import typer
 from PIL import Image
 from rich.markup import escape
 
-from ._console import console, fail, precision_option
+from ._console import console, fail, os_reason, precision_option
 from .checkpoint import atomic_write
 from .data import IMAGE_EXTENSIONS
 from .errors import FacefillError
@@ -36,10 +37,13 @@ _FORMATS = {
 
 def _images_in(folder: Path) -> list[Path]:
     """Image files directly in ``folder`` (not recursive; hidden files skipped), sorted."""
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _INPUT_EXTENSIONS
-    )
+    try:
+        return sorted(
+            p for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _INPUT_EXTENSIONS
+        )
+    except OSError as e:
+        fail(f"cannot list {folder}: {e.strerror or e}")
 
 
 def _by_stem(paths: list[Path]) -> tuple[dict[str, Path], list[Path]]:
@@ -78,6 +82,21 @@ def _save(img: Image.Image, path: Path) -> None:
         atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
     except (ValueError, KeyError) as e:
         raise FacefillError(f"cannot write a {img.mode} image as {fmt} to {path} ({e}); use .png") from None
+    except OSError as e:  # the folder cannot be made or written (read-only, full, a file in the way)
+        raise FacefillError(f"cannot write {path}: {os_reason(e)}") from None
+
+
+def _save_all(files: list[tuple[Image.Image, Path]]) -> None:
+    """Write every file or none: on an error the ones already written are removed."""
+    done: list[Path] = []
+    try:
+        for img, path in files:
+            _save(img, path)
+            done.append(path)
+    except FacefillError:
+        for path in done:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _rgb_view(img: Image.Image) -> Image.Image:
@@ -85,13 +104,10 @@ def _rgb_view(img: Image.Image) -> Image.Image:
 
 
 def _compare(image: Image.Image, hole: np.ndarray, output: Image.Image) -> Image.Image:
-    mask = Image.fromarray(np.where(hole, 255, 0).astype(np.uint8)).convert("RGB")
-    panels = [_rgb_view(image), mask, _rgb_view(output)]
-    w, h = panels[0].size
-    sheet = Image.new("RGB", (3 * w, h))
-    for i, p in enumerate(panels):
-        sheet.paste(p, (i * w, 0))
-    return sheet
+    from .photo import compare_strip
+
+    original, result = np.asarray(_rgb_view(image)), np.asarray(_rgb_view(output))
+    return Image.fromarray(compare_strip(original, hole, result))
 
 
 def _say(markup: str) -> None:
@@ -116,23 +132,33 @@ def inpaint_cmd(
         None, "--weights", "-w", help="facefill weights (.safetensors); default: the bundled demo weights"
     ),
     aligned: bool = typer.Option(False, "--aligned", help="images are aligned face crops: skip face detection"),
-    cycles: Optional[int] = typer.Option(None, "--cycles", help="APFI cycles at inference (default: the model's)"),
+    cycles: Optional[int] = typer.Option(
+        None, "--cycles", help="APFI cycles at inference, 1 to 64 (facefill.photo.MAX_CYCLES; default: the model's)"
+    ),
     device: Optional[str] = typer.Option(
         None, "--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if present)"
     ),
-    compare: bool = typer.Option(False, "--compare", help="also write <stem>_compare.png: input | mask | output"),
+    compare: bool = typer.Option(
+        False, "--compare", help="also write <stem>_compare.png: masked | result | original"
+    ),
+    background: str = typer.Option(
+        "telea", "--background",
+        help="what fills the part of a hole off every face: telea, ns (OpenCV) or model (a square crop through it)",
+    ),
     invert_mask: bool = typer.Option(False, "--invert-mask", help="black (0) is the hole"),
     dilate: int = typer.Option(0, "--dilate", help="grow the hole by N pixels"),
     feather: int = typer.Option(3, "--feather", help="blend N pixels around the hole; 0 = hard edge"),
     precision: str = precision_option(),
 ) -> None:
     """Inpaint the holes of a face photo (or a folder of them); white in the mask = hole."""
-    from .inpaint import Inpainter, open_image, read_mask
+    from .photo import BACKGROUNDS, MAX_CYCLES, Inpainter, box_text, open_image, read_mask
 
     if dilate < 0 or feather < 0:
         fail(f"--dilate and --feather must be >= 0, got {dilate} and {feather}")
-    if cycles is not None and cycles < 1:
-        fail(f"--cycles must be >= 1, got {cycles}")
+    if cycles is not None and not 1 <= cycles <= MAX_CYCLES:
+        fail(f"--cycles must be from 1 to {MAX_CYCLES}, got {cycles}")
+    if background not in BACKGROUNDS:
+        fail(f"--background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
     if not image.exists():
         fail(f"image {image} does not exist")
     if not mask.exists():
@@ -144,7 +170,8 @@ def inpaint_cmd(
             fail(f"-o {out} is a file; in folder mode -o must be a folder")
         if _same_file(out, image) or (mask.is_dir() and _same_file(out, mask)):
             fail(f"-o {out} is an input folder; write the results to another folder")
-        images, dupes = _by_stem(_images_in(image))
+        found = _images_in(image)
+        images, dupes = _by_stem(found)
         for d in dupes:
             _say(f"[yellow]skipped:[/yellow] {escape(str(d))} (another image has the stem {escape(d.stem)})")
         if not images:
@@ -207,30 +234,32 @@ def inpaint_cmd(
                 warnings.simplefilter("always")
                 result, infos = inpainter(
                     img_path, mask_path, cycles=cycles, aligned=aligned, invert_mask=invert_mask,
-                    dilate=dilate, feather=feather, return_info=True,
+                    dilate=dilate, feather=feather, background=background, return_info=True,
                 )
-                _save(result, target)
+                files = [(result, target)]
                 if compare:
                     src = open_image(img_path)  # upright, as the inpainter saw it
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # a resized mask was reported above
                         hole, _ = read_mask(mask_path, src.size, invert=invert_mask)
-                    _save(_compare(src, hole, result), target.with_name(f"{target.stem}_compare.png"))
-        except FacefillError as e:
+                    files.append((_compare(src, hole, result), target.with_name(f"{target.stem}_compare.png")))
+                _save_all(files)
+        except (FacefillError, OSError) as e:
+            msg = str(e) if isinstance(e, FacefillError) else f"cannot read {img_path}: {e.strerror or e}"
             if not folder_mode:
-                fail(str(e))
+                fail(msg)
             failures += 1
-            _say(f"[red]error:[/red] {escape(str(e))}")
+            _say(f"[red]error:[/red] {escape(msg)}")
             continue
         for w in caught:
             _say(f"[yellow]warning:[/yellow] {escape(str(w.message))}")
         if not folder_mode:
             info = infos[0]
-            where = f", face at {info.face}" if info.face else ""
-            where += f", {info.precision}" if info.precision else ""
-            _say(f"wrote {escape(str(target))} ({info.mode}{where})")
+            faces = [f"face at {box_text(f.box)}" for f in info.faces if f.mode == "inpainted"]
+            details = ", ".join([info.mode, *faces] + ([info.precision] if info.precision else []))
+            _say(f"wrote {escape(str(target))} ({details})")
     if folder_mode:
         done = len(pairs) - failures
-        _say(f"inpainted {done} of {len(pairs)} image(s) into {escape(str(out))}")
+        _say(f"inpainted {done} of {len(found)} image(s) into {escape(str(out))}")
         if failures:
             fail(f"{failures} of {len(pairs)} image(s) failed; see the errors above")

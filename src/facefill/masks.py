@@ -31,7 +31,7 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -477,6 +477,7 @@ def generate_binned_masks(
     *,
     overwrite: bool = False,
     max_shapes: int = 5000,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> dict:
     """Write ``per_bin`` masks per hole-ratio bin and a manifest; return the manifest.
 
@@ -488,6 +489,9 @@ def generate_binned_masks(
     The set is written into a hidden sibling directory and renamed into place at the end, so a
     failure leaves no partial ``out_dir``. A non-empty ``out_dir`` is refused unless
     ``overwrite``; it is then replaced only once the new set is complete.
+
+    ``progress(done, total)``, when given, is called after each mask (``total`` is
+    ``per_bin * len(bins)``); the command line draws its progress bar with it.
 
     Raises:
         InputError: bad arguments, an unreachable bin, or a non-empty ``out_dir``.
@@ -525,6 +529,8 @@ def generate_binned_masks(
                     "path": rel, "bin": name, "ratio": holes / (size * size), "holes": holes,
                     "preset": params.name, "sha256": hashlib.sha256(data).hexdigest(),
                 })
+                if progress is not None:
+                    progress(len(files), per_bin * len(bins))
         manifest = {
             "format": MANIFEST_FORMAT,
             "polarity": "white = hole",

@@ -1,4 +1,8 @@
-"""``facefill masks ...``: generate and check seeded irregular-mask sets."""
+"""``facefill masks ...``: generate and check seeded irregular-mask sets.
+
+Errors (a :class:`~facefill.errors.FacefillError`, a read-only or full folder) become one line and
+exit code 2 in :func:`~facefill._console.error_boundary`, applied here so that ``masks_app`` used
+on its own behaves as under ``facefill masks``."""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import masks as _masks
-from ._console import console, fail
-from .errors import FacefillError
+from ._console import console, error_boundary, fail
 
 masks_app = typer.Typer(
-    help="Irregular hole masks: seeded sets binned by hole ratio (white = hole).",
+    help="Generate and verify seeded irregular-mask sets (white = hole).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -22,6 +26,7 @@ masks_app = typer.Typer(
 
 
 @masks_app.command("generate")
+@error_boundary
 def generate_cmd(
     out: Path = typer.Option(..., "--out", help="output folder; one subfolder per bin and manifest.json"),
     size: int = typer.Option(256, "--size", help="square mask size in pixels"),
@@ -40,15 +45,18 @@ def generate_cmd(
     force: bool = typer.Option(False, "--force", help="replace a non-empty --out"),
 ) -> None:
     """Write PER_BIN masks per hole-ratio bin, with a manifest of ratios and sha256."""
-    try:
-        parsed_bins = _masks.parse_bins(bins)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-            fail(f"--out {out} exists and is not empty; pass --force to replace it")
+    parsed_bins = _masks.parse_bins(bins)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        fail(f"--out {out} exists and is not empty; pass --force to replace it")
+    with Progress(
+        TextColumn("generating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=True,
+    ) as bar:
+        task = bar.add_task("masks", total=per_bin * len(parsed_bins))
         manifest = _masks.generate_binned_masks(
-            out, size, per_bin, seed, parsed_bins, preset, overwrite=force
+            out, size, per_bin, seed, parsed_bins, preset, overwrite=force,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    except FacefillError as exc:
-        fail(str(exc))
     by_bin: dict[str, list[float]] = defaultdict(list)
     for entry in manifest["files"]:
         by_bin[entry["bin"]].append(entry["ratio"])
@@ -66,14 +74,12 @@ def generate_cmd(
 
 
 @masks_app.command("verify")
+@error_boundary
 def verify_cmd(
     path: Path = typer.Argument(..., help="mask set folder or its manifest.json"),
 ) -> None:
     """Check that every mask listed in a manifest exists and has its recorded sha256."""
-    try:
-        entries = _masks.load_manifest(path, verify=True)
-    except FacefillError as exc:
-        fail(str(exc))
+    entries = _masks.load_manifest(path, verify=True)
     bins = sorted({e["bin"] for e in entries})
     console.print(
         f"ok: {len(entries)} masks in {len(bins)} bins ({', '.join(bins)}) match the manifest", highlight=False

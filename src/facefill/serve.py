@@ -48,6 +48,7 @@ __all__ = [
     "inpaint_page",
     "launch",
     "page_hole",
+    "readable_uploads",
     "serve",
 ]
 
@@ -59,6 +60,12 @@ STROKE_ALPHA = 0.5
 BRUSH_COLORS = ["#ffffff", "#ff00ff", "#00e5ff", "#000000"]
 #: Result files older than this (seconds) are removed when a new result is written.
 RESULT_TTL = 3600.0
+#: Largest upload the page accepts (Gradio refuses bigger files before storing them);
+#: ``facefill serve --max-file-size`` changes it.
+DEFAULT_MAX_FILE_SIZE = "20mb"
+#: Largest photo or mask, in pixels, read from an upload; checked from the file's header,
+#: before the image is decoded (a 60 MP PNG would take hundreds of MB of server memory).
+MAX_UPLOAD_PIXELS = 40_000_000
 
 NO_PHOTO = "upload a photo first"
 NO_HOLE = "no hole: paint over the part to fill with the brush, or upload a mask (white = hole)"
@@ -102,6 +109,55 @@ def _as_pil(x: Any, name: str) -> Image.Image | None:
     raise InputError(f"{name}: expected an image, got {type(x).__name__}")
 
 
+def _check_pixels(size: tuple[int, int], name: str) -> None:
+    w, h = size
+    if w * h > MAX_UPLOAD_PIXELS:
+        raise InputError(
+            f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, more than the page takes "
+            f"({MAX_UPLOAD_PIXELS / 1e6:.0f} MP); resize it and upload it again"
+        )
+
+
+def _upload_files(payload: Any) -> list[Any]:
+    """The files (paths or bytes) of a Gradio upload payload: an image's, or an editor's layers."""
+    parts = [payload] + [getattr(payload, n, None) for n in ("background", "composite")]
+    parts += list(getattr(payload, "layers", None) or [])
+    return [x if isinstance(x, bytes) else x.path for x in parts if isinstance(x, bytes) or getattr(x, "path", None)]
+
+
+def readable_uploads(component: Any, name: str, gr: Any) -> Any:
+    """Make ``component``'s decoding of an upload end in facefill's one-line message.
+
+    Gradio decodes an upload before the Inpaint handler runs; a file that is not an image, or is
+    too large, would otherwise reach the user as Gradio's generic error and leave a traceback in
+    the server log. The check of the size reads only the file's header.
+    """
+    import io
+
+    decode = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            if payload is not None:
+                for f in _upload_files(payload):
+                    with Image.open(io.BytesIO(f) if isinstance(f, bytes) else f) as im:
+                        _check_pixels(im.size, name)
+            return decode(payload)
+        except gr.Error:
+            raise
+        except FacefillError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:  # PIL's UnidentifiedImageError, DecompressionBombError, OSError, ...
+            logger.info("refused an upload for the %s: %s: %s", name, type(e).__name__, e)
+            raise gr.Error(
+                f"{name}: the upload is not an image facefill can read ({type(e).__name__}); "
+                "upload a PNG or JPEG", print_exception=False,
+            ) from None
+
+    component.preprocess = preprocess
+    return component
+
+
 def editor_parts(value: Any) -> tuple[Image.Image, list[Image.Image]]:
     """The photo and the painted layers of an ImageEditor value.
 
@@ -111,6 +167,7 @@ def editor_parts(value: Any) -> tuple[Image.Image, list[Image.Image]]:
     if not isinstance(value, dict) or value.get("background") is None:
         raise InputError(NO_PHOTO)
     photo = _as_pil(value["background"], "photo")
+    _check_pixels(photo.size, "photo")
     layers = [_as_pil(x, "painted layer") for x in (value.get("layers") or []) if x is not None]
     if photo.mode in ("RGBA", "LA", "PA") and photo.getchannel("A").getextrema()[0] == 255:
         photo = photo.convert("L" if photo.mode == "LA" else "RGB")  # opaque: drop the alpha
@@ -160,12 +217,23 @@ class PageResult:
     notes: list[str] = field(default_factory=list)  # warnings raised while inpainting
 
     def summary(self) -> str:
+        from .photo import box_text
+
         w, h = self.image.size
+        filled = [f for f in getattr(self.info, "faces", []) if f.mode == "inpainted"]
+        faces = "; ".join(f"face at {box_text(f.box)}" for f in filled)
+        background = {"telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes", "no_face": "a square around it through the model"}
+        off = background.get(self.info.background or "", self.info.background)
         where = {
-            "face": f"face found at {self.info.face} (x, y, w, h)",
+            "face": f"filled in its aligned crop: {faces}",
             "aligned": "aligned face crop (no detection)",
-            "no_face": "no face found near the hole: a square around it was inpainted",
-        }.get(self.info.mode, self.info.mode)
+        }.get(self.info.mode)
+        if where is None and self.info.mode.startswith("face+"):
+            where = f"filled in its aligned crop: {faces}; the part off every face with {off}"
+        elif where is None and self.info.background:
+            where = f"no face at the hole: filled with {off}"
+        elif where is None:
+            where = self.info.mode
         lines = [f"Filled {100 * self.info.hole_fraction:.1f} % of the {w}x{h} photo; {where}."]
         lines += [f"Note: {n}" for n in self.notes]
         return "\n\n".join(lines)
@@ -300,7 +368,8 @@ def build_app(inpainter: Any) -> Any:
     on_inpaint = inpaint_handler(inpainter)
     default_cycles = getattr(getattr(inpainter, "model", None), "cycles", None)
 
-    with gr.Blocks(title="facefill", analytics_enabled=False) as app:
+    # delete_cache: uploads in Gradio's cache are removed after an hour, and all at shutdown.
+    with gr.Blocks(title="facefill", analytics_enabled=False, delete_cache=(600, 3600)) as app:
         gr.Markdown(_INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
@@ -316,11 +385,13 @@ def build_app(inpainter: Any) -> Any:
                     layers=gr.LayerOptions(allow_additional_layers=False, layers=["hole"]),
                     elem_id="photo",
                 )
+                readable_uploads(editor, "photo", gr)
                 with gr.Accordion("or upload a mask", open=False):
                     mask = gr.Image(
                         label="mask (white = hole)", type="filepath", image_mode=None,
                         sources=["upload", "clipboard"], elem_id="mask-upload",
                     )
+                    readable_uploads(mask, "uploaded mask", gr)
                     invert_mask = gr.Checkbox(False, label="black = hole in the uploaded mask")
                 with gr.Accordion("options", open=True):
                     aligned = gr.Checkbox(
@@ -328,7 +399,7 @@ def build_app(inpainter: Any) -> Any:
                     )
                     cycles = gr.Slider(
                         1, max(12, 2 * (default_cycles or 6)), value=default_cycles or 6, step=1,
-                        label="cycles (fewer: faster, coarser)", visible=default_cycles is not None,
+                        label="cycles (fewer: faster, coarser)", visible=default_cycles is not None, elem_id="cycles",
                     )
                     dilate = gr.Slider(0, 32, value=0, step=1, label="grow the hole by (px)")
                     feather = gr.Slider(0, 32, value=3, step=1, label="blend edge (px)")
@@ -347,25 +418,41 @@ def build_app(inpainter: Any) -> Any:
             concurrency_limit=1,  # one model, one call at a time
             api_name="inpaint",
         )
+    app.facefill_result_dir = on_inpaint.result_dir  # removed by serve() on exit
     return app
 
 
-def launch(app: Any, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True) -> str:
+def launch(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    block: bool = True,
+    max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
+) -> str:
     """Start serving ``app`` (from :func:`build_app`); returns its local URL.
 
-    ``block=False`` returns at once and serves from a thread (``app.close()`` stops it).
+    ``block=False`` returns at once and serves from a thread (``app.close()`` stops it);
+    ``block=True`` prints the URL and serves until interrupted. ``max_file_size`` (bytes, or a
+    string such as ``"20mb"``; None: no limit) is the largest upload Gradio accepts.
     Raises :class:`ServeError` when the port cannot be used.
     """
     gr = _import_gradio()
     try:
         app.queue(max_size=16).launch(
-            server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-            theme=_theme(gr), css=_CSS, ssr_mode=False, quiet=not block, footer_links=["gradio", "settings"],
+            server_name=host, server_port=port, share=share, prevent_thread_lock=True,
+            theme=_theme(gr), css=_CSS, ssr_mode=False, quiet=True, footer_links=["gradio", "settings"],
+            max_file_size=max_file_size,
         )
     except OSError as e:
         reason = str(e).split(". ")[0].rstrip(".")  # Gradio's first sentence; the rest is advice
         raise ServeError(f"cannot serve on {host}:{port}: {reason}; choose another --port") from None
-    return app.local_url or f"http://{host}:{port}/"
+    url = app.local_url or f"http://{host}:{port}/"
+    if block:
+        print(f"facefill: serving the page on {url} (Ctrl+C stops it)", flush=True)
+        app.block_thread()
+    return url
 
 
 def serve(
@@ -375,14 +462,30 @@ def serve(
     device: str | None = None,
     share: bool = False,
     precision: str | None = "auto",
+    max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
 ) -> None:
-    """Load ``weights`` (None: the bundled demo weights) and serve the page until interrupted.
+    """Load ``weights`` (None: the bundled demo weights) and serve the page until interrupted
+    (Ctrl+C or SIGTERM); the folder of result files is removed on the way out.
 
     ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``, as for :class:`~facefill.inpaint.Inpainter`.
     """
+    import signal
+
     _import_gradio()  # fail on a missing gradio before loading a model
     from .inpaint import Inpainter
 
     inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
     logger.info("serving %s on %s in %s", weights or "the bundled demo weights", inpainter.device, inpainter.precision)
-    launch(build_app(inpainter), host=host, port=port, share=share, block=True)
+    app = build_app(inpainter)
+
+    def stop(signum: int, frame: Any) -> None:  # SIGTERM ends the page like Ctrl+C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        launch(app, host=host, port=port, share=share, block=True, max_file_size=max_file_size)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        result_dir = getattr(app, "facefill_result_dir", None)  # None: an app not from build_app
+        if result_dir is not None:
+            shutil.rmtree(result_dir, ignore_errors=True)

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import signal
 import time
 import warnings
 from contextlib import contextmanager
@@ -32,10 +33,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import checkpoint as ckpt
-from .config import TrainConfig, config_to_dict
-from ._device import autocast, precision_name, resolve_precision
+from .config import TrainConfig, check_config, config_to_dict
+from ._device import autocast, precision_name, resolve_device, resolve_precision
 from ._inference import run_generator
-from .errors import FacefillError, InputError
+from .errors import ConfigError, FacefillError, InputError
 from .metrics import psnr, ssim
 
 __all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs", "lr_shape", "ema_with_warmup"]
@@ -97,17 +98,17 @@ LR_DECAYS = ("none", "cosine", "linear")
 
 def _check_schedule(t) -> None:
     if t.lr_decay not in LR_DECAYS:
-        raise FacefillError(f"train.lr_decay must be one of {', '.join(LR_DECAYS)}, got {t.lr_decay!r}")
+        raise ConfigError(f"train.lr_decay must be one of {', '.join(LR_DECAYS)}, got {t.lr_decay!r}")
     for name in ("lr_warmup", "lr_decay_start", "critic_start"):
         if getattr(t, name) < 0:
-            raise FacefillError(f"train.{name} must be >= 0, got {getattr(t, name)}")
+            raise ConfigError(f"train.{name} must be >= 0, got {getattr(t, name)}")
     if not 0 < t.lr_warmup_factor <= 1 or not 0 <= t.lr_min_factor <= 1:
-        raise FacefillError(
+        raise ConfigError(
             f"train.lr_warmup_factor must be in (0, 1] and train.lr_min_factor in [0, 1], got "
             f"{t.lr_warmup_factor} and {t.lr_min_factor}"
         )
     if not 0 <= t.ema_decay < 1:
-        raise FacefillError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {t.ema_decay}")
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {t.ema_decay}")
 
 
 def lr_shape(t, *, finetune: bool):
@@ -165,6 +166,22 @@ def ema_with_warmup(decay: float):
     return update
 
 
+_TRAIN_DEVICES = ("cpu", "cuda", "mps")
+
+
+def _train_device(name: str) -> torch.device:
+    """``train.device`` as a device that exists here and can train."""
+    try:
+        device = resolve_device(name)
+    except InputError as e:
+        raise ConfigError(f"train.device: {e}") from None
+    if device.type not in _TRAIN_DEVICES:
+        raise ConfigError(f"train.device={name!r} cannot train; use one of {', '.join(_TRAIN_DEVICES)} (or cuda:N)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={name!r}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 ...)")
+    return device
+
+
 def _distributed() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
@@ -203,15 +220,30 @@ class Trainer:
     weights (``<generator>_<preset>.safetensors`` + JSON card), ``checkpoints/`` with the
     last ``train.keep_last`` training states, ``config.yaml`` (resolved), ``log.jsonl``
     (every logged step) and ``tb/`` (TensorBoard).
+
+    A fresh run (neither ``resume`` nor ``overwrite``) into a folder that holds another run's
+    checkpoints is refused; ``overwrite=True`` deletes that run's checkpoints, log and
+    TensorBoard events when :meth:`fit` starts. Nothing is written before :meth:`fit`.
+
+    Raises:
+        ConfigError: a config value no run can train with (see :func:`facefill.config.check_config`),
+            an unknown model, preset, argument or device.
+        FacefillError: ``out_dir`` is a file, or holds another run (see above).
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> None:
+    def __init__(
+        self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False
+    ) -> None:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.rank, self.world, local_rank = _distributed()
         t = cfg.train
+        check_config(cfg)
+        _check_schedule(t)
+        self._old_run = self._check_out(resume, overwrite)
+        resumed = self._read_resume_state() if resume else None  # before the models: a bad file fails fast
         if t.device:
-            self.device = torch.device(t.device)
+            self.device = _train_device(t.device)
         elif torch.cuda.is_available():
             self.device = torch.device("cuda", local_rank)
         else:
@@ -226,7 +258,6 @@ class Trainer:
         except InputError as e:
             raise FacefillError(f"train.amp: {e}") from None
         self.channels_last = t.channels_last and self.device.type in ("cuda", "cpu")
-        _check_schedule(t)
 
         self._seed(t.seed)
         self._build_models()
@@ -254,8 +285,8 @@ class Trainer:
         self.step = 0
         self.nonfinite_total = 0
         self._nonfinite_run = 0
-        if resume:
-            self._resume()
+        if resumed is not None:
+            self._resume(*resumed)
         elif t.init_weights:
             self._init_from(t.init_weights)
         if self.rank == 0:
@@ -272,24 +303,69 @@ class Trainer:
         self.writer = None
 
     # -- construction ---------------------------------------------------------------------
+    def _check_out(self, resume: bool, overwrite: bool) -> list[Path]:
+        """Refuse an output that cannot be a run folder; the files of another run in it, to be
+        deleted when ``fit`` starts (``overwrite``), else none."""
+        if self.out.exists() and not self.out.is_dir():
+            raise FacefillError(f"--out {self.out} is an existing file, not a folder; give a folder for the run")
+        existing = next(p for p in (self.out, *self.out.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise FacefillError(f"--out {self.out}: {existing} is a file, not a folder; give a folder for the run")
+        if self.rank == 0 and not os.access(existing, os.W_OK | os.X_OK):
+            raise FacefillError(f"--out {self.out}: {existing} is not writable (read-only or no permission); give a writable folder")
+        if resume and overwrite:
+            raise FacefillError("--resume continues the run in --out and --overwrite deletes it; give one of them")
+        if resume:
+            return []
+        old = sorted((self.out / "checkpoints").glob("step_*.pt"))
+        if old and not overwrite:
+            raise FacefillError(
+                f"{self.out} holds another run's checkpoints (up to {old[-1].name}); continue it with "
+                "--resume, start over with --overwrite (deletes them), or give a new --out"
+            )
+        if not old:
+            return []
+        return old + [p for p in (self.out / "log.jsonl",) if p.is_file()] + sorted((self.out / "tb").glob("events.out.tfevents.*"))
+
     def _seed(self, seed: int) -> None:
         random.seed(seed + self.rank)
         np.random.seed(seed + self.rank)
         torch.manual_seed(seed)  # same initial weights on every rank
 
     def _build_models(self) -> None:
-        from .models import create_model, model_entry
+        from .models import create_model, list_models, model_entry
 
         m = self.cfg.model
-        if not model_entry(m.generator).trainable:
-            raise FacefillError(
-                f"model.generator={m.generator} has nothing to train (a classical method); "
-                "evaluate it directly with facefill.evaluate"
+
+        def build(key: str, preset_key: str, name: str, preset: str, args: dict, kind: str) -> torch.nn.Module:
+            if name not in list_models(kind):
+                raise ConfigError(f"model.{key}={name!r} is not a registered {kind}; available: {', '.join(list_models(kind))}")
+            entry = model_entry(name)
+            if not entry.trainable:
+                raise ConfigError(
+                    f"model.{key}={name} has nothing to train (a classical method); "
+                    "evaluate it directly with facefill.evaluate"
+                )
+            if preset not in entry.presets:
+                raise ConfigError(f"model.{preset_key}={preset!r}: {name} has the presets {', '.join(entry.presets)}")
+            try:
+                return create_model(name, preset, **args)
+            except (ValueError, TypeError, RuntimeError) as e:  # unknown arguments, a constructor's own checks
+                raise ConfigError(f"model.{key}_args={args}: {str(e).splitlines()[0]}") from None
+
+        self.g_raw = build("generator", "preset", m.generator, m.preset, m.generator_args, "generator").to(self.device)
+        size, stride = self.cfg.data.size, int(getattr(self.g_raw, "stride", 1))
+        if size % stride:
+            raise ConfigError(
+                f"config key data.size={size} is not allowed for {m.generator}: a multiple of its stride {stride} "
+                f"(e.g. {-(-size // stride) * stride})"
             )
-        self.g_raw = create_model(m.generator, m.preset, **m.generator_args).to(self.device)
         self.d_raw = None
         if m.discriminator not in (None, "", "none"):
-            self.d_raw = create_model(m.discriminator, m.discriminator_preset, **m.discriminator_args)
+            self.d_raw = build(
+                "discriminator", "discriminator_preset", m.discriminator, m.discriminator_preset,
+                m.discriminator_args, "discriminator",
+            )
             self.d_raw.to(self.device)
         if self.channels_last:
             for net in (self.g_raw, self.d_raw):
@@ -393,11 +469,13 @@ class Trainer:
             "config": json.dumps(config_to_dict(self.cfg)),
         }
 
-    def _resume(self) -> None:
+    def _read_resume_state(self) -> tuple[Path, dict[str, Any]]:
         path = ckpt.latest_checkpoint(self.out / "checkpoints")
         if path is None:
             raise FacefillError(f"--resume: no checkpoint in {self.out / 'checkpoints'}; start without --resume")
-        state = ckpt.load_training_state(path)
+        return path, ckpt.load_training_state(path)
+
+    def _resume(self, path: Path, state: dict[str, Any]) -> None:
         if (state.get("discriminator") is None) != (self.d_raw is None):
             has = "no critic" if state.get("discriminator") is None else "a critic"
             raise FacefillError(
@@ -405,11 +483,19 @@ class Trainer:
                 "(model.discriminator); resume with the config of that run"
             )
         try:
-            self.g_raw.load_state_dict(state["generator"])
-            if self.d_raw is not None:
-                self.d_raw.load_state_dict(state["discriminator"])
-        except RuntimeError as e:
-            raise FacefillError(f"{path} does not fit this config's models: {str(e).splitlines()[0]}") from None
+            self._load_state(path, state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:  # another run's or a damaged state
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise FacefillError(
+                f"{path} does not fit this config's run ({reason}); resume with the config of that run"
+            ) from None
+        if self.rank == 0:
+            log.info("resumed from %s at step %d", path, self.step)
+
+    def _load_state(self, path: Path, state: dict[str, Any]) -> None:
+        self.g_raw.load_state_dict(state["generator"])
+        if self.d_raw is not None:
+            self.d_raw.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         if self.opt_d is not None:
             self.opt_d.load_state_dict(state["opt_d"])
@@ -429,8 +515,6 @@ class Trainer:
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
         if self.world == 1:
             _set_rng_state(state["rng"])
-        if self.rank == 0:
-            log.info("resumed from %s at step %d", path, self.step)
 
     def _init_from(self, path: str) -> None:
         """Start the generator (and its EMA) from a facefill weights file of the same model."""
@@ -456,15 +540,43 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.g_raw
 
     def save(self) -> None:
+        """Write the training state and the inference weights (rank 0; both atomic).
+
+        Raises:
+            CheckpointError: a write failed (disk full, permissions); the message says from
+                which checkpoint ``--resume`` continues.
+        """
         if self.rank != 0:
             return
         t, m = self.cfg.train, self.cfg.model
-        ckpt.save_training_state(self.out / "checkpoints", self.step, self.state_dict(), t.keep_last)
-        ckpt.save_weights(
-            self.inference_model,
-            self.out / f"{m.generator}_{m.preset}.safetensors",
-            extra={"step": self.step, "ema": t.ema_decay > 0, "train_config": config_to_dict(self.cfg)},
-        )
+        try:
+            ckpt.save_training_state(self.out / "checkpoints", self.step, self.state_dict(), t.keep_last)
+            ckpt.save_weights(
+                self.inference_model,
+                self.out / f"{m.generator}_{m.preset}.safetensors",
+                extra={"step": self.step, "ema": t.ema_decay > 0, "train_config": config_to_dict(self.cfg)},
+            )
+        except ckpt.CheckpointError as e:
+            last = ckpt.latest_checkpoint(self.out / "checkpoints")
+            then = f"continue from {last.name} with --resume" if last else "start the run again"
+            raise ckpt.CheckpointError(f"step {self.step}: {e}; free space there (or fix its permissions), then {then}") from e
+
+    def _prepare_out(self) -> None:
+        """Rank 0, as ``fit`` starts: the folder, the old run's files deleted (``overwrite``),
+        temporary files of an interrupted write removed, the resolved config written."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        for old in self._old_run:
+            old.unlink(missing_ok=True)
+        if self._old_run:
+            log.info("--overwrite: deleted %d files of the previous run in %s", len(self._old_run), self.out)
+        self._old_run = []
+        stale = [*(self.out / "checkpoints").glob(".step_*.pt.*.tmp"), *self.out.glob(".*.safetensors.*.tmp"),
+                 *self.out.glob(".*.json.*.tmp")]
+        for tmp in stale:
+            tmp.unlink(missing_ok=True)
+        if stale:
+            log.info("removed %d temporary files of an interrupted write: %s", len(stale), ", ".join(p.name for p in stale))
+        (self.out / "config.yaml").write_text(_yaml(config_to_dict(self.cfg)))
 
     # -- the loop -------------------------------------------------------------------------
     @property
@@ -479,7 +591,7 @@ class Trainer:
             self.d.train()
         finetune = self.step >= t.iterations
         if finetune:
-            for bn in self.g_raw.encoder_batchnorms():
+            for bn in self.g_raw.finetune_batchnorms():
                 bn.eval()
 
     def _autocast(self):
@@ -497,11 +609,15 @@ class Trainer:
             yield None
             return
         was_training = self.d_raw.training
+        # Each parameter's own flag comes back: a recipe may keep part of the critic frozen.
+        flags = [p.requires_grad for p in self.d_raw.parameters()]
         self.d_raw.eval().requires_grad_(False)
         try:
             yield self.d_raw
         finally:
-            self.d_raw.train(was_training).requires_grad_(True)
+            self.d_raw.train(was_training)
+            for p, flag in zip(self.d_raw.parameters(), flags):
+                p.requires_grad_(flag)
 
     def _all_finite(self, *values: torch.Tensor) -> bool:
         flag = torch.tensor(float(all(torch.isfinite(v).all() for v in values)), device=self.device)
@@ -591,12 +707,22 @@ class Trainer:
         """Train until ``iterations + finetune_iterations`` steps; return the last logged losses."""
         from tqdm.auto import tqdm
 
+        with _sigterm_as_interrupt():
+            try:
+                return self._fit(tqdm)
+            except OSError as e:  # log, events, config, data: one line naming the file
+                where = f"{e.filename}: " if e.filename else ""
+                raise TrainingError(
+                    f"{where}{e.strerror or e}; check that {self.out} is a writable folder with free space"
+                    + (", then continue with --resume" if ckpt.latest_checkpoint(self.out / "checkpoints") else "")
+                ) from e
+
+    def _fit(self, tqdm) -> dict[str, float]:
         t = self.cfg.train
         if self.rank == 0:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(_yaml(config_to_dict(self.cfg)))
+            self._prepare_out()
             self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step)
         batches = self._loader()
         bar = tqdm(
@@ -617,7 +743,7 @@ class Trainer:
                 bar.update(1)
                 if values is not None:
                     last = values
-                if values is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
+                if values is not None and _every(t.log_every, self.step, self.total_steps):
                     self._log(values, "loss")
                     bar.set_postfix({k: f"{values[k]:.3f}" for k in ("total", "l1", "d_loss") if k in values})
                 if self.rank == 0 and t.image_every and self.step % t.image_every == 0:
@@ -626,7 +752,7 @@ class Trainer:
                     self.writer.add_image("train/input|mask|output|truth", grid, self.step)
                 if t.val_every and self.step % t.val_every == 0:
                     self._log(self.validate(), "val")
-                if self.step % t.save_every == 0 or self.step == self.total_steps:
+                if _every(t.save_every, self.step, self.total_steps):
                     self.save()
         finally:
             bar.close()
@@ -636,6 +762,32 @@ class Trainer:
             seconds = time.perf_counter() - start
             log.info("%d steps in %.1f s", self.total_steps, seconds)
         return last
+
+
+def _every(interval: int, step: int, last: int) -> bool:
+    """Whether ``step`` is due for something done every ``interval`` steps (0: only at ``last``)."""
+    return (interval > 0 and step % interval == 0) or step == last
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as SIGINT does (main thread only): the run stops the
+    same way, an unfinished checkpoint write removes its temporary file, the CLI says how to
+    continue."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _yaml(data: dict) -> str:

@@ -226,9 +226,9 @@ def load_vgg16_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for forbidden objects, others for non-torch files
-        raise VGGWeightsError(
-            f"cannot load VGG16 weights {p} with torch.load(weights_only=True): {e}"
-        ) from e
+        from .checkpoint import torch_load_reason
+
+        raise VGGWeightsError(f"cannot load VGG16 weights {p}: {torch_load_reason(e)}") from None
     if not isinstance(raw, Mapping):
         raise VGGWeightsError(f"{p} holds a {type(raw).__name__}, not a VGG16 state dict")
     state = _features_only(raw, str(p))

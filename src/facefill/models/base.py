@@ -91,8 +91,13 @@ class InpaintingGenerator(nn.Module):
     stride: int = 1
 
     def encoder_batchnorms(self) -> list[nn.Module]:
-        """BatchNorm layers of the encoder, frozen (eval mode) while fine-tuning."""
+        """BatchNorm layers of the encoder (PConv's fine-tuning freezes these)."""
         return []
+
+    def finetune_batchnorms(self) -> list[nn.Module]:
+        """BatchNorm layers the trainer's fine-tuning phase keeps in eval mode (running
+        statistics fixed, affine parameters still learned); by default the encoder's."""
+        return self.encoder_batchnorms()
 
     def predict(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         raise NotImplementedError

@@ -21,14 +21,21 @@ all, against the quoted ≈10.8 M per generator and ≈22 M for the pair. The tw
 Spectral norm is facefill's own parametrization (``_SpectralNorm``): the same ``W / sigma``
 with one power-iteration step in training mode, but taken once per weight update instead
 of once per forward pass, so that two forwards with the same weights agree (torch's
-version changes its estimate on every training-mode call). G2's edge input carries G1's
-prediction as a constant (zero gradient), as in the published joint training.
+version changes its estimate on every training-mode call).
+
+G2's edge input follows :attr:`EdgeConnectGenerator.edge_source`, which the training recipe
+sets from its mode (:mod:`facefill.recipes.edgeconnect`, the released ``MODEL`` 1-4): in
+eval mode, and when training modes 1 and 3, G2 sees G1's prediction in the hole as a
+constant (detached); in mode 4 (joint) G2's losses also reach G1 through that input, as in
+the released joint training, whose inpainting loss is not detached from the edge model;
+in mode 2 G2 trains on the Canny edges of the whole ground truth.
 
 Deviation: the published training feeds G1 the Canny edges of the *whole* ground truth,
 masked afterwards, and uses ``canny(..., mask=known)`` only at test time. Here the
 generator computes Canny itself from the known pixels only (:func:`facefill.edges.canny`
 with ``valid``), in training and at test alike, so that the hole content can never leak
-into the prediction and training sees exactly the test-time input.
+into the prediction and training sees exactly the test-time input; outside the hole G2
+likewise sees these known-region edges where the release gives it the full image's.
 """
 
 from __future__ import annotations
@@ -179,8 +186,9 @@ class EdgeConnectGenerator(InpaintingGenerator):
     - ``"output"``: the composite (known pixels bit-identical);
     - ``"edges"``: G1's edge probability for every pixel, (B, 1, H, W) in [0, 1];
     - ``"edges_in"``: the Canny edges of the known region, G1's input (no gradient);
-    - ``"edges_merged"``: G2's edge input, ``edges`` in the hole and ``edges_in`` outside,
-      detached from G1 (each stage trains on its own loss, as published);
+    - ``"edges_merged"``: G2's edge input: ``edges`` in the hole and ``edges_in`` outside,
+      detached from G1 except under ``edge_source="joint"`` in training; under
+      ``edge_source="truth"`` in training, the Canny edges of the whole ``image``;
     - ``"gray"``: the masked grayscale (hole = 1), G1's input.
 
     Args:
@@ -189,9 +197,14 @@ class EdgeConnectGenerator(InpaintingGenerator):
         dilation: dilation of the residual blocks' first conv (2 published).
         sigma, low, high: the Canny detector's smoothing and thresholds (EdgeConnect's
             sigma 2, scikit-image's float thresholds 0.1 / 0.2).
+
+    ``edge_source`` (not a constructor argument: the training recipe sets it, see the module
+    doc) is one of :attr:`EDGE_SOURCES` and matters in training mode only.
     """
 
     stride = 4
+    EDGE_SOURCES = ("joint", "predicted", "truth")
+    edge_source: str = "joint"
 
     def __init__(
         self,
@@ -225,11 +238,13 @@ class EdgeConnectGenerator(InpaintingGenerator):
         edges_in = canny(gray, known, self.sigma, self.low, self.high)
         gray = gray.masked_fill(hole, 1.0)
         edges = torch.sigmoid(self.edge_generator(torch.cat([gray, edges_in, hole_f], 1)))
-        # G2 sees G1's edges as a constant, as in the published joint training: the gradient
-        # through this path is exactly zero (``0 * edges`` rather than ``detach`` so that
-        # every parameter still takes part in the output's graph, as DDP and the registry's
-        # tests expect).
-        merged = torch.where(hole, edges.detach() + 0.0 * edges, edges_in)
+        source = self.edge_source if self.training else "predicted"
+        if source not in self.EDGE_SOURCES:
+            raise InputError(f"edge_source must be one of {self.EDGE_SOURCES}, got {source!r}")
+        if source == "truth":
+            merged = canny(rgb_to_gray(image), None, self.sigma, self.low, self.high)
+        else:
+            merged = torch.where(hole, edges if source == "joint" else edges.detach(), edges_in)
         rgb = image.masked_fill(hole, 1.0)
         raw = (torch.tanh(self.image_generator(torch.cat([rgb, merged], 1))) + 1) / 2
         return {

@@ -26,6 +26,17 @@ background positions only (hole positions get exactly zero weight; the released 
 them, at score 0, inside the softmax and zeroes them afterwards) and propagates attention
 over a true 3x3 spatial neighbourhood (the released code's reshape trick wraps around at row
 ends).
+
+Resampling deviates too, documented rather than matched: the release resizes through
+neuralgym's ``resize``, passing ``tf.image.resize_nearest_neighbor`` (the wrapper's default
+would be bilinear) with TF1's ``align_corners=True``, for the x2 upsamplings and for the
+1/rate downscaling of foreground, background and mask in the attention. Aligned corners
+sample pixel ``round(i (H_in - 1) / (H_out - 1))``, so the first and the last pixel are both
+kept; ours are torch's nearest upsampling (pixel ``floor(i / 2)``, each pixel repeated
+twice) and strided slicing ``[::rate]`` (pixels 0, rate, 2 rate, ...), with max-pooling for
+the mask as said above. The sizes and every parameter are the same; the picked pixels
+differ by at most one position, towards the far edge. We keep torch's convention because
+it is the one every other model here uses and it exports to ONNX as a plain ``Resize``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ input's size: every output pixel sees the whole image after one layer, on any H 
 sizes included). Each part then gets its own BatchNorm and ReLU.
 
 Generator (:class:`LaMaGenerator`): masked image and mask (4 channels) -> reflect-padded
-7x7 conv -> ``downsamplings`` stride-2 3x3 convs (BN + ReLU; widths double up to 512) ->
+7x7 conv -> ``downsamplings`` stride-2 3x3 reflect-padded convs (BN + ReLU; widths double up to 512) ->
 ``blocks`` FFC residual blocks (two FFC-BN-ReLU layers each, reflect padding, residual per
 part) -> as many 3x3 transposed convs (BN + ReLU) -> reflect-padded 7x7 conv to RGB ->
 sigmoid. The last downsampling writes its output already split 1:3 into local and global
@@ -22,6 +22,10 @@ channel. Parameter counts (BatchNorm included, counted here): ``paper`` (LaMa-Fo
 "51 M". Local Fourier units (LFU, FFC's optional extra branch) are off, as in LaMa's
 released configurations. The critic is :class:`LaMaDiscriminator` (pix2pix's
 NLayerDiscriminator as LaMa uses it); the objective is :mod:`facefill.recipes.lama`.
+Padding follows the release (``FFCResNetGenerator``, ``padding_type="reflect"``): every
+spatial conv of the generator reflect-pads (the 7x7 convs through ``ReflectionPad2d``, the
+downsampling and FFC convs through ``padding_mode``); only the transposed convs of the
+decoder zero-pad, as there.
 """
 
 from __future__ import annotations
@@ -124,7 +128,10 @@ class FFCResBlock(nn.Module):
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int, padding: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+    # Reflect padding as the release: its FFC convs, the downsampling ones included, pad with
+    # padding_type="reflect" (saicinpainting/training/modules/ffc.py).
+    conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False, padding_mode="reflect")
+    return [conv, nn.BatchNorm2d(cout), nn.ReLU(True)]
 
 
 @register_model(

@@ -1,13 +1,18 @@
 """RFR-Net (Li et al., "Recurrent Feature Reasoning for Image Inpainting", CVPR 2020).
 
-The layers follow the official release (``RFRNet.py``): two 7x7 partial convs lift the
-image to half resolution; the recurrent block applies two 7x7 partial convs (area
+The layers follow the official release (``modules/RFRNet.py``): two 7x7 partial convs lift
+the image to half resolution; the recurrent block applies two 7x7 partial convs (area
 identification) and the feature-reasoning encoder-decoder with KCA, six times with shared
 weights; the per-cycle features are merged by a mask-weighted average; a transposed conv,
-a partial conv over the image and a bottleneck produce RGB. With ``width=64`` this is
-31.2 M parameters. It is the ablation reference of the APFI paper (Table 1) and the cost
-anchor of facefill's benchmarks. Differences from the release, none of which changes a
-parameter or a FLOP of the learned layers: the mask update sums a 1-channel valid map
+a partial conv over the image and a bottleneck produce RGB. Every encoder of the reasoning
+block is Conv-BN-ReLU, the three strided ones and the three dilated ones, as in the
+release. With ``width=64`` this is 31,224,065 parameters (31.2 M), the count of the official
+layer definitions; ``tests/test_rfr.py`` derives it per block from those definitions. It is
+the ablation reference of the APFI paper (Table 1) and the cost anchor of facefill's
+benchmarks. Fine-tuning (``train.finetune_iterations``) keeps every BatchNorm of the network
+in eval mode, as the official ``RFRNet.train(finetune=True)`` does
+(:meth:`RFRNet.finetune_batchnorms`). Differences from the release, none of which changes
+a parameter or a FLOP of the learned layers: the mask update sums a 1-channel valid map
 instead of a per-channel one, KCA is batched and its state passed explicitly, and there
 is no ``.cuda()``.
 """
@@ -37,7 +42,7 @@ class RFRModule(nn.Module):
         c1, c2, c3 = 2 * width, 4 * width, 8 * width
         self.enc = nn.ModuleList(
             [
-                _block(nn.Conv2d(width, c1, 3, 2, 1, bias=False), nn.ReLU()),
+                _block(nn.Conv2d(width, c1, 3, 2, 1, bias=False), nn.BatchNorm2d(c1), nn.ReLU()),
                 _block(nn.Conv2d(c1, c2, 3, 2, 1, bias=False), nn.BatchNorm2d(c2), nn.ReLU()),
                 _block(nn.Conv2d(c2, c3, 3, 2, 1, bias=False), nn.BatchNorm2d(c3), nn.ReLU()),
             ]
@@ -158,9 +163,14 @@ class RFRNet(InpaintingGenerator):
         self.out = nn.Conv2d(64, 3, 3, 1, 1, bias=False)
 
     def encoder_batchnorms(self) -> list[nn.Module]:
-        """As the official fine-tuning: the BN of the reasoning encoder (enc_2..enc_6)."""
+        """The BatchNorms of the reasoning encoder (enc_1..enc_6)."""
         enc = self.recurrent.reasoning.enc
         return [m for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    def finetune_batchnorms(self) -> list[nn.Module]:
+        """Every BatchNorm of the network: the official ``RFRNet.train(finetune=True)`` puts
+        all of them in eval mode, not only the encoder's as PConv does."""
+        return [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
 
     def predict(self, image, mask, cycles: int | None = None):
         cycles = self.cycles if cycles is None else cycles

@@ -1,6 +1,9 @@
 """PConv's objective (Liu et al. 2018), also RFR-Net's official recipe (SPEC §6): valid and
 hole L1, perceptual and style on the raw output and the composite, hole total variation;
-no critic. The loss itself is :class:`facefill.losses_peers.PConvLoss`."""
+no critic. The loss itself is :class:`facefill.losses_peers.PConvLoss`. The two releases feed
+VGG differently: NVIDIA's PConv loss normalises with ImageNet's mean/std (``loss.vgg_input:
+imagenet``, the default), RFR-Net's code feeds the raw [0, 1] image (``configs/rfr_faces_cpu.yaml``
+sets ``loss.vgg_input: raw``); the trainer's VGG loader applies the config's choice."""
 
 from __future__ import annotations
 
