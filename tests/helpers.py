@@ -60,3 +60,14 @@ def grey_recorder():
             return torch.full_like(image, 0.5)
 
     return Recorder()
+
+
+def save_tiny_apfi(path):
+    """Seeded weights of a narrowed APFI small for 64 px photos, saved at ``path`` (returned)."""
+    from facefill.checkpoint import save_weights
+    from facefill.models import create_model
+
+    torch.manual_seed(0)
+    G = create_model("apfi", "small", width=8, reasoning=(8, 16, 16), unet=(16, 16, 16), cycles=2)
+    save_weights(G, path, extra={"train_config": {"data": {"size": 64}}})
+    return path

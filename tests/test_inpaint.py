@@ -13,11 +13,10 @@ from typer.testing import CliRunner
 
 import facefill.photo.inpainter as inpainter_mod
 from facefill import InputError
-from facefill.checkpoint import CheckpointError, save_weights
+from facefill.checkpoint import CheckpointError
 from facefill.cli import app
 from facefill.inpaint import Inpainter, InpaintWarning, WeightsNotFoundError
-from helpers import grey_recorder
-from facefill.models import create_model
+from helpers import grey_recorder, save_tiny_apfi
 
 runner = CliRunner()
 
@@ -28,10 +27,7 @@ REACH = 4
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    G = create_model("apfi", "small", width=8, reasoning=(8, 16, 16), unet=(16, 16, 16), cycles=2)
-    path = tmp_path_factory.mktemp("weights") / "apfi_small.safetensors"
-    save_weights(G, path, extra={"train_config": {"data": {"size": 64}}})
+    path = save_tiny_apfi(tmp_path_factory.mktemp("weights") / "apfi_small.safetensors")
     return path
 
 

@@ -11,15 +11,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from facefill import InputError
-from facefill.checkpoint import save_weights
 from facefill.demo import sample_image
-from facefill.models import create_model
 from facefill.photo import Inpainter, InpaintWarning, align, find_faces
 from facefill.photo.images import to_canvas
-from helpers import grey_recorder
+from helpers import grey_recorder, save_tiny_apfi
 
 ASTRO = np.asarray(sample_image())
 # YuNet's landmarks on the astronaut (right eye, left eye, nose, mouth corners), rounded.
@@ -68,10 +65,7 @@ def far_from(hole, reach):
 
 @pytest.fixture(scope="module")
 def inp(tmp_path_factory):
-    torch.manual_seed(0)
-    G = create_model("apfi", "small", width=8, reasoning=(8, 16, 16), unet=(16, 16, 16), cycles=2)
-    path = tmp_path_factory.mktemp("weights") / "apfi_small.safetensors"
-    save_weights(G, path, extra={"train_config": {"data": {"size": 64}}})
+    path = save_tiny_apfi(tmp_path_factory.mktemp("weights") / "apfi_small.safetensors")
     return Inpainter.from_pretrained(path, device="cpu")
 
 
