@@ -212,15 +212,11 @@ def train_cmd(
     from .train import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from .errors import FacefillError
-
     trainer = None
-    try:
+    try:  # facefill's own errors: the error boundary every command runs in
         cfg = load_config(config, overrides)
         trainer = Trainer(cfg, out, resume=resume, overwrite=overwrite)
         trainer.fit()
-    except FacefillError as e:
-        fail(str(e))
     except OSError as e:  # what the trainer does not name itself: the message and the file
         fail(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}")
     except KeyboardInterrupt:  # SIGINT, and SIGTERM during fit

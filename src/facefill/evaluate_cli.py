@@ -128,8 +128,6 @@ def evaluate_cmd(
         finally:
             if bar.live.is_started:
                 bar.stop()
-    except FacefillError as e:
-        fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted; nothing was written" if len(data) == 1 else f"interrupted; finished sets are in {out}")
 

@@ -216,10 +216,7 @@ def inpaint_cmd(
             if t.resolve() in inputs:
                 fail(f"output {t} is one of the inputs; inputs are never overwritten, choose another -o")
 
-    try:
-        inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
-    except FacefillError as e:
-        fail(str(e))
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
 
     folder_mode = image.is_dir()
     failures = 0
