@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facefill.layers import GatedConv2d, KnowledgeConsistentAttention, PartialConv2d, snconv2d
+from facefill.layers import FeatureMerge, GatedConv2d, KnowledgeConsistentAttention, PartialConv2d, snconv2d
 
 
 def reference_partial_conv(conv: PartialConv2d, x: torch.Tensor, valid: torch.Tensor):
@@ -148,3 +148,46 @@ def test_spectral_norm_bounds_the_largest_singular_value():
     conv.eval()
     sigma = torch.linalg.matrix_norm(conv.weight.detach().reshape(16, -1), ord=2)
     assert abs(sigma.item() - 1.0) < 1e-2
+
+
+def test_kca_neighbourhood_sum_over_queries_equals_summing_the_scores():
+    """KCA pools the query features; RFR-Net pools the N score maps. Both are the same sum."""
+    kca = KnowledgeConsistentAttention(6, propagate=3)
+    x = torch.randn(2, 6, 5, 7)
+    flat = x.flatten(2)
+    keys = flat / (flat.square().sum(1, keepdim=True) + 1e-7).sqrt()
+    raw = torch.bmm(keys.transpose(1, 2), flat).view(2, 35, 5, 7)  # (B, key, H, W)
+    pooled = torch.nn.functional.avg_pool2d(raw, 3, 1, 1, count_include_pad=True) * 9
+    expected = torch.softmax(pooled, dim=1)
+    _, (scores, _) = kca(x, torch.ones(2, 1, 5, 7))
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_kca_gives_the_same_in_both_memory_layouts():
+    kca = KnowledgeConsistentAttention(8)
+    x, v = torch.randn(2, 8, 6, 6), (torch.rand(2, 1, 6, 6) > 0.4).float()
+    out, (scores, _) = kca(x, v)
+    out2, state2 = kca(x, v, (scores, v))
+    xc = x.contiguous(memory_format=torch.channels_last)
+    out_cl, (scores_cl, _) = kca(xc, v)
+    out2_cl, _ = kca(xc, v, (scores_cl, v))
+    torch.testing.assert_close(out_cl, out, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out2_cl, out2, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_conv_masked_flag_only_skips_a_masking_that_changes_nothing():
+    layer = PartialConv2d(4, 4, 7, 1, 3, groups=4, bias=False)
+    valid = (torch.rand(2, 1, 12, 12) > 0.5).float()
+    x = torch.randn(2, 4, 12, 12)
+    want, want_valid = layer(x, valid)
+    got, got_valid = layer(x * valid, valid, masked=True)
+    torch.testing.assert_close(got, want)
+    assert torch.equal(got_valid, want_valid)
+    wrong, _ = layer(x, valid, masked=True)  # the flag is a promise: unmasked input leaks
+    assert not torch.allclose(wrong, want)
+
+
+def test_feature_merge_masked_equals_weighting_premasked_features():
+    valids = [(torch.rand(1, 1, 4, 4) > 0.5).float() for _ in range(3)]
+    feats = [torch.randn(1, 5, 4, 4) * v for v in valids]
+    torch.testing.assert_close(FeatureMerge(masked=True)(feats, valids), FeatureMerge()(feats, valids))

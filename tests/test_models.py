@@ -125,6 +125,30 @@ def test_kca_blending_is_live_across_cycles():
         assert torch.equal(g(image, mask, cycles=1), single)
 
 
+def test_apfi_inference_runs_a_batch_in_cache_sized_chunks_with_the_same_output():
+    g = create_model("apfi", "small").eval()
+    image, mask = torch.rand(5, 3, 64, 64), _random_mask(5, 64, 64, seed=3)
+    per_image = 32 * 32 * 32 * 4  # width x (H/2) x (W/2) float32 bytes
+    g.inference_chunk_bytes = 2 * per_image
+    calls = []
+    g.input_layer.register_forward_hook(lambda m, a, out: calls.append(len(a[0])))
+    with torch.no_grad():
+        chunked = g(image, mask)
+        assert calls == [2, 2, 1]
+        calls.clear()
+        g.inference_chunk_bytes = 0
+        whole = g(image, mask)
+        assert calls == [5]
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+    g.inference_chunk_bytes = 2 * per_image
+    calls.clear()
+    g(image, mask)  # with gradients (training, a backward to come) the batch stays whole
+    g.train()
+    with torch.no_grad():
+        g(image, mask)
+    assert calls == [5, 5]
+
+
 def test_valid_region_grows_monotonically():
     g = create_model("apfi", "small")
     mask = _random_mask(3, 128, 128, seed=7)

@@ -69,10 +69,12 @@ class PartialConv2d(nn.Conv2d):
         return new_valid, ratio
 
     def forward(  # type: ignore[override]
-        self, x: torch.Tensor, valid: torch.Tensor
+        self, x: torch.Tensor, valid: torch.Tensor, *, masked: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``masked=True`` says ``x`` is already zero wherever ``valid`` is (a binary map
+        broadcast over the channels), so the input masking, a full pass over ``x``, is skipped."""
         new_valid, ratio = self.update_mask(valid)
-        raw = self._conv_forward(x * valid, self.weight, None)
+        raw = self._conv_forward(x if masked else x * valid, self.weight, None)
         out = raw * ratio
         if self.bias is not None:
             out = (out + self.bias.view(1, -1, 1, 1)) * new_valid
@@ -138,33 +140,51 @@ class KnowledgeConsistentAttention(nn.Module):
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         b, c, h, w = x.shape
+        n = h * w
         if valid.shape[-2:] != (h, w):
             valid = F.interpolate(valid, size=(h, w), mode="nearest")
-        flat = x.flatten(2)  # (B, C, N)
-        keys = flat / (flat.square().sum(1, keepdim=True) + 1e-7).sqrt()
-        scores = torch.bmm(keys.transpose(1, 2), flat).view(b, h * w, h, w)
+        query = x
         if self.propagate > 1:
-            # Sum over the query's neighbourhood (zero padded), as RFR's ones-kernel conv.
+            # The neighbourhood sum of the scores (RFR's ones-kernel conv, zero padded) is
+            # linear in the query, so it is taken over the C query channels rather than
+            # the N score maps: the same numbers, N / C times less work.
             p = self.propagate
-            scores = F.avg_pool2d(scores, p, 1, p // 2, count_include_pad=True) * (p * p)
-        scores = torch.softmax(scores, dim=1)
+            query = F.avg_pool2d(x, p, 1, p // 2, count_include_pad=True) * (p * p)
+        # Positions by channels, (B, N, C): a view of a channels_last tensor, so nothing
+        # is copied when the network runs in that layout.
+        feats = x.permute(0, 2, 3, 1).reshape(b, n, c)
+        keys = feats / (feats.square().sum(2, keepdim=True) + 1e-7).sqrt()
+        # Scores (B, query, key): the softmax over keys runs along contiguous memory.
+        scores = torch.bmm(query.permute(0, 2, 3, 1).reshape(b, n, c), keys.transpose(1, 2))
+        scores = torch.softmax(scores, dim=2)
         if state is not None:
+            # The state holds them as the (B, key, H, W) view of that storage.
             prev_scores, prev_valid = state
+            prev_scores = prev_scores.flatten(2).transpose(1, 2)
+            prev_valid = prev_valid.flatten(2).transpose(1, 2)  # (B, query, 1)
             lam = self.ratio.abs() + 1e-7
             scores = (prev_scores * prev_valid + scores * lam) / (prev_valid + lam)
-        attended = torch.bmm(keys, scores.view(b, h * w, h * w)).view(b, c, h, w)
+        attended = torch.bmm(scores, keys).view(b, h, w, c).permute(0, 3, 1, 2)
         out = self.combine(torch.cat([attended, x], dim=1))
-        return out, (scores, valid)
+        return out, (scores.transpose(1, 2).view(b, n, h, w), valid)
 
 
 class FeatureMerge(nn.Module):
-    """Mask-weighted average per pixel and channel: ``sum(f_i v_i) / (sum(v_i) + eps)``."""
+    """Mask-weighted average per pixel and channel: ``sum(f_i v_i) / (sum(v_i) + eps)``.
+
+    ``masked=True``: every feature map is already zero where its (binary) valid map is, so
+    ``f_i v_i = f_i`` and the products, a full pass over each feature map, are skipped.
+    """
+
+    def __init__(self, masked: bool = False) -> None:
+        super().__init__()
+        self.masked = masked
 
     def forward(self, features: list[torch.Tensor], valids: list[torch.Tensor]) -> torch.Tensor:
-        num = features[0] * valids[0]
+        num = features[0] if self.masked else features[0] * valids[0]
         den = valids[0]
         for f, v in zip(features[1:], valids[1:]):
-            num = num + f * v
+            num = num + (f if self.masked else f * v)
             den = den + v
         return num / (den + 1e-7)
 
