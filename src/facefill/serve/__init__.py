@@ -3,10 +3,13 @@
 The page: upload a photo into the editor, paint over what should be filled (the brush draws
 on one layer, named "hole", above the photo; its size, the eraser and undo are the editor's
 own), or upload a mask image instead (white = hole), choose the options, press **Inpaint**. The
-result appears beside the photo, with a PNG download.
+result appears beside the photo in a before/after slider (Gradio's ``ImageSlider``), with a PNG
+download; below it, the mode of the fill and every detected face (box, score, mode) in a table
+and on an annotated copy of the photo.
 
 - :mod:`.inputs`: the photo and the hole from what the page sends (no Gradio needed).
 - :mod:`.handler`: what one press of Inpaint does, and the PNG files of the download.
+- :mod:`.faces`: the list of faces and the annotated preview, from the call's ``InpaintInfo``.
 - :mod:`.page`: the page's layout and serving it offline.
 - :func:`serve` (here): load weights, build the page, serve it until interrupted.
 

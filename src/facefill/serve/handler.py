@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import FacefillError, InputError
 from ._gradio import import_gradio
+from .faces import faces_markdown, faces_preview
 from .inputs import NO_HOLE, editor_parts, page_hole
 
 logger = logging.getLogger("facefill.serve")
@@ -34,6 +35,7 @@ class PageResult:
     image: Image.Image  # the inpainted photo, the photo's size and mode
     hole: np.ndarray  # bool (H, W): the hole as read from the page (before dilate)
     info: Any  # facefill.inpaint.InpaintInfo
+    photo: Image.Image  # the photo as the page sent it (the "before" of the comparison)
     notes: list[str] = field(default_factory=list)  # warnings raised while inpainting
 
     def summary(self) -> str:
@@ -98,7 +100,7 @@ def inpaint_page(
             notes.append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return PageResult(result, hole, infos[0], notes)
+    return PageResult(result, hole, infos[0], photo, notes)
 
 
 class _ResultFiles:
@@ -123,14 +125,16 @@ class _ResultFiles:
         return path
 
 
-
 def inpaint_handler(inpainter: Any):
     """The function behind the Inpaint button, over ``inpainter``.
 
     It takes the page's inputs (editor value, uploaded mask path, invert, aligned, cycles,
-    dilate, feather) and returns (inpainted image, path of its PNG, summary text). Errors in
-    the input become ``gradio.Error`` with a one-line message; warnings become
-    ``gradio.Warning`` toasts and lines of the summary.
+    dilate, feather) and returns, in this order: (photo, inpainted image) for the comparison
+    slider, the path of the inpainted PNG, the summary text, the list of faces (Markdown:
+    the mode, a table of every detected face) and the preview of the faces (boxes, landmarks
+    and numbers drawn on a copy of the photo; see :mod:`.faces`). Errors in the input become
+    ``gradio.Error`` with a one-line message; warnings become ``gradio.Warning`` toasts and
+    lines of the summary.
     """
     gr = import_gradio()
     files = _ResultFiles()
@@ -143,6 +147,7 @@ def inpaint_handler(inpainter: Any):
                 cycles=cycles if takes_cycles else None, dilate=dilate, feather=feather,
             )
             path = files.write(page.image)
+            faces, preview = faces_markdown(page.info), faces_preview(page.photo, page.info, page.hole)
         except FacefillError as e:
             raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:  # a bug, not the user's input: keep the page usable, log the trace
@@ -150,7 +155,7 @@ def inpaint_handler(inpainter: Any):
             raise gr.Error(f"inpainting failed ({type(e).__name__}: {e}); see the server log") from None
         for note in page.notes:
             gr.Warning(note)
-        return page.image, str(path), page.summary()
+        return (page.photo, page.image), str(path), page.summary(), faces, preview
 
     on_inpaint.result_dir = files.root
     return on_inpaint

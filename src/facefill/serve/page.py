@@ -22,7 +22,8 @@ DEFAULT_MAX_FILE_SIZE = "20mb"
 _INTRO = """\
 # facefill: face inpainting
 Upload a face photo, **paint over the part to fill** (brush size, eraser and undo are in the
-editor's toolbar), or upload a mask (white = hole). Press **Inpaint**.
+editor's toolbar), or upload a mask (white = hole). Press **Inpaint**: drag the slider to compare
+before and after; the faces found and how each was filled are listed below it.
 """
 
 _CSS = "#result img { object-fit: contain; }"  # whole photo in view, whatever its shape
@@ -85,16 +86,23 @@ def build_app(inpainter: Any) -> Any:
                     feather = gr.Slider(0, 32, value=3, step=1, label="blend edge (px)")
                 button = gr.Button("Inpaint", variant="primary", elem_id="inpaint")
             with gr.Column(scale=1):
-                result = gr.Image(
-                    label="inpainted", type="pil", format="png", interactive=False, height=420,
-                    buttons=["download", "fullscreen"], elem_id="result",
+                # Gradio's own before/after slider; PNG, so the "after" is the result bit for bit.
+                result = gr.ImageSlider(
+                    label="before | after (drag to compare)", type="pil", format="png", interactive=False,
+                    height=420, buttons=["fullscreen"], elem_id="result",
                 )
                 download = gr.File(label="download (PNG)", interactive=False, elem_id="result-file")
                 status = gr.Markdown(elem_id="status")
+                with gr.Accordion("detected faces", open=True):
+                    faces = gr.Markdown(elem_id="faces")
+                    preview = gr.Image(
+                        label="faces found (a copy of the photo; the hole tinted)", type="pil", format="png",
+                        interactive=False, buttons=["fullscreen"], elem_id="faces-preview",
+                    )
         button.click(
             on_inpaint,
             inputs=[editor, mask, invert_mask, aligned, cycles, dilate, feather],
-            outputs=[result, download, status],
+            outputs=[result, download, status, faces, preview],
             concurrency_limit=1,  # one model, one call at a time
             api_name="inpaint",
         )
