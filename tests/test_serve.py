@@ -38,7 +38,7 @@ from facefill.serve import (
     launch,
     page_hole,
 )
-from facefill.serve.faces import FILLED_COLOR, UNTOUCHED_COLOR
+from facefill.serve.faces import FILLED_COLOR, UNTOUCHED_COLOR, faces_preview
 from helpers import THREE, eye_hole, group_photo
 
 # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
@@ -212,6 +212,22 @@ def test_page_refuses_no_photo_no_hole_and_all_hole(inpainter):
     full = Image.new("RGBA", (64, 64), (255, 255, 255, 255))
     with pytest.raises(InputError, match="whole photo"):
         inpaint_page(inpainter, {"background": photo, "layers": [full], "composite": photo})
+
+
+def test_preview_draws_on_a_copy_and_keeps_a_label_at_the_top_inside_the_photo():
+    from facefill.photo import FaceInfo, InpaintInfo
+
+    photo = Image.new("RGB", (120, 100), (90, 90, 90))
+    lm = [(50.0, 20.0), (70.0, 20.0), (60.0, 30.0), (52.0, 40.0), (68.0, 40.0)]
+    info = InpaintInfo("face", (120, 100), faces=[FaceInfo((40, 0, 40, 50), lm, 0.9, mode="inpainted")])
+    hole = np.zeros((100, 120), bool)
+    hole[80:90, 10:20] = True
+    drawn = np.asarray(faces_preview(photo, info, hole))
+    assert np.asarray(photo).max() == 90  # the photo itself is not drawn on
+    assert tuple(drawn[25, 40]) == FILLED_COLOR and tuple(drawn[20, 50]) == FILLED_COLOR
+    label = (drawn[3:12, 43:60] == FILLED_COLOR).all(axis=-1)  # under the box's top edge
+    assert label.mean() > 0.3  # the label's background: drawn inside, the face is at the top
+    assert (drawn[85, 15] > 90).all() and (drawn[60, 100] == 90).all()  # the hole tinted, the rest not
 
 
 # ---------------------------------------------------------------------------------------------
