@@ -1,3 +1,6 @@
+import functools
+
+import numpy as np
 import torch
 
 
@@ -71,3 +74,57 @@ def save_tiny_apfi(path):
     G = create_model("apfi", "small", width=8, reasoning=(8, 16, 16), unet=(16, 16, 16), cycles=2)
     save_weights(G, path, extra={"train_config": {"data": {"size": 64}}})
     return path
+
+
+# Group photos built from the bundled public-domain astronaut (never CelebA or faces128 images).
+
+
+@functools.cache
+def astronaut() -> np.ndarray:
+    """The bundled public-domain astronaut portrait, uint8 RGB (H, W, 3)."""
+    from facefill.demo import sample_image
+
+    return np.asarray(sample_image())
+
+
+# YuNet's landmarks on the astronaut (right eye, left eye, nose, mouth corners), rounded.
+ASTRO_LM = np.array([(200.2, 101.7), (246.9, 102.4), (220.0, 124.4), (199.1, 142.9), (239.7, 143.7)])
+PATCH = (slice(0, 260), slice(90, 350))  # head and shoulders, 260x260
+
+
+def background(h, w, seed=0):
+    """A smooth colour ramp with a little noise: the kind of surface Telea is made for."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x / w, y / h, 1 - x / w], axis=2) * 60 + np.array([110, 120, 130])
+    return np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+
+
+def group_photo(places, h=400, w=720):
+    """The astronaut's head pasted at each (centre x, centre y, degrees, scale); the photo and
+    each face's true landmarks."""
+    import cv2
+
+    out = background(h, w)
+    patch = astronaut()[PATCH]
+    landmarks = []
+    for cx, cy, angle, scale in places:
+        M = cv2.getRotationMatrix2D((130, 130), angle, scale)
+        M[:, 2] += np.array([cx, cy]) - 130
+        warped = cv2.warpAffine(patch, M, (w, h))
+        inside = cv2.warpAffine(np.full(patch.shape[:2], 255, np.uint8), M, (w, h)) == 255
+        out[inside] = warped[inside]
+        landmarks.append((ASTRO_LM - [90, 0]) @ M[:, :2].T + M[:, 2])
+    return out, landmarks
+
+
+#: Three faces across a 720x400 photo: upright, rotated +30 and -30 degrees, three sizes.
+THREE = [(130, 200, 0, 0.8), (360, 190, 30, 0.6), (590, 200, -30, 1.0)]
+
+
+def eye_hole(shape, landmarks, eye=0, half=(10, 7)):
+    """(H, W) uint8 mask, 1 on a 2*half box around one eye (0: right eye, 1: left) of ``landmarks``."""
+    m = np.zeros(shape[:2], np.uint8)
+    x, y = np.rint(landmarks[eye]).astype(int)
+    m[y - half[1] : y + half[1], x - half[0] : x + half[0]] = 1
+    return m

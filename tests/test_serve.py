@@ -24,6 +24,8 @@ from facefill.cli import app as cli_app
 from facefill.errors import InputError
 from facefill.inpaint import Inpainter, InpaintWarning
 from facefill.models.apfi import APFIModule
+from facefill.photo import box_text, find_faces
+from facefill.photo.images import to_canvas
 from facefill.serve import (
     MAX_UPLOAD_PIXELS,
     NO_HOLE,
@@ -36,6 +38,8 @@ from facefill.serve import (
     launch,
     page_hole,
 )
+from facefill.serve.faces import FILLED_COLOR, UNTOUCHED_COLOR, faces_preview
+from helpers import THREE, eye_hole, group_photo
 
 # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing", "ignore::FutureWarning:gradio.queueing")
@@ -121,6 +125,17 @@ def _far_from(hole: np.ndarray, reach: int) -> np.ndarray:
     return cv2.dilate(hole.astype(np.uint8), np.ones((k, k), np.uint8)) == 0
 
 
+def _expected_rows(faces) -> list[list[str]]:
+    """The page's rows for ``faces`` (FaceInfo): number, box in the CLI's form, score, mode."""
+    return [[str(i), box_text(f.box), f"{f.score:.3f}", f.mode] for i, f in enumerate(faces, 1)]
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of the Markdown table in ``markdown``, as lists of cell texts."""
+    rows = [line.strip().strip("|").split("|") for line in markdown.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in r] for r in rows[2:]]  # after the header and the |---| line
+
+
 def _rgba_layer(size, paint) -> Image.Image:
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     paint(ImageDraw.Draw(layer))
@@ -199,6 +214,22 @@ def test_page_refuses_no_photo_no_hole_and_all_hole(inpainter):
         inpaint_page(inpainter, {"background": photo, "layers": [full], "composite": photo})
 
 
+def test_preview_draws_on_a_copy_and_keeps_a_label_at_the_top_inside_the_photo():
+    from facefill.photo import FaceInfo, InpaintInfo
+
+    photo = Image.new("RGB", (120, 100), (90, 90, 90))
+    lm = [(50.0, 20.0), (70.0, 20.0), (60.0, 30.0), (52.0, 40.0), (68.0, 40.0)]
+    info = InpaintInfo("face", (120, 100), faces=[FaceInfo((40, 0, 40, 50), lm, 0.9, mode="inpainted")])
+    hole = np.zeros((100, 120), bool)
+    hole[80:90, 10:20] = True
+    drawn = np.asarray(faces_preview(photo, info, hole))
+    assert np.asarray(photo).max() == 90  # the photo itself is not drawn on
+    assert tuple(drawn[25, 40]) == FILLED_COLOR and tuple(drawn[20, 50]) == FILLED_COLOR
+    label = (drawn[3:12, 43:60] == FILLED_COLOR).all(axis=-1)  # under the box's top edge
+    assert label.mean() > 0.3  # the label's background: drawn inside, the face is at the top
+    assert (drawn[85, 15] > 90).all() and (drawn[60, 100] == 90).all()  # the hole tinted, the rest not
+
+
 # ---------------------------------------------------------------------------------------------
 # The handler behind the Inpaint button (Gradio, no browser)
 # ---------------------------------------------------------------------------------------------
@@ -210,8 +241,9 @@ def test_handler_inpaints_only_the_painted_hole(inpainter, face):
     stroke = _rgba_layer(photo.size, lambda d: d.ellipse((40, 40, 70, 60), fill=(255, 255, 255, 255)))
     value = {"background": photo, "layers": [stroke], "composite": photo}
 
-    image, path, summary = handler(value, None, False, True, 2, 0, FEATHER)
+    (before, image), path, summary, faces, preview = handler(value, None, False, True, 2, 0, FEATHER)
     src = np.asarray(Image.open(face).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(before), src)  # the slider's "before": the photo
     out = np.asarray(image)
     assert image.mode == "RGB" and out.shape == src.shape
     hole = np.asarray(stroke.getchannel("A")) >= 128
@@ -221,6 +253,8 @@ def test_handler_inpaints_only_the_painted_hole(inpainter, face):
     np.testing.assert_array_equal(np.asarray(Image.open(path)), out)  # the download is the result
     assert Path(path).name == "inpainted.png"
     assert "aligned" in summary and "112" in summary
+    assert faces.startswith("**Mode `aligned`**") and "|" not in faces  # no detection, no table
+    assert preview.size == photo.size
 
 
 def test_handler_turns_input_errors_into_page_errors(inpainter, face):
@@ -246,10 +280,42 @@ def test_handler_reports_inpainter_warnings(inpainter, face, tmp_path):
     mask.save(tmp_path / "half.png")
     # Outside a page request, gr.Warning (the toast) falls back to warnings.warn.
     with pytest.warns(UserWarning, match="resized"):
-        image, _, summary = handler(
+        (_, image), _, summary, _, _ = handler(
             {"background": photo, "layers": [], "composite": photo}, str(tmp_path / "half.png"), False, True, 2, 0, 0
         )
     assert image.size == photo.size and "resized" in summary
+
+
+def test_handler_lists_and_draws_every_face_of_a_group_photo(inpainter):
+    src, truth = group_photo(THREE)
+    hole = eye_hole(src.shape, truth[0]).astype(bool)  # on the first face only
+    photo = Image.fromarray(src).convert("RGBA")
+    stroke = Image.fromarray(np.dstack([np.full(src.shape, 255, np.uint8), hole.astype(np.uint8) * 255]), "RGBA")
+    handler = inpaint_handler(inpainter)
+    with pytest.warns(UserWarning, match="look soft"):  # the face is large for the tiny model's 64 px
+        (before, after), path, _, faces, preview = handler(
+            {"background": photo, "layers": [stroke], "composite": photo}, None, False, False, 2, 0, FEATHER,
+        )
+    info = inpainter.inner.last_info[0]
+    assert len(info.faces) == len(find_faces(to_canvas(src, "group"))) == 3
+    assert [f.mode for f in info.faces].count("inpainted") == 1
+    assert _table_rows(faces) == _expected_rows(info.faces)
+    assert faces.startswith(f"**Mode `{info.mode}`**: 3 faces detected")
+
+    drawn = np.asarray(preview)
+    for f in info.faces:  # the box's left edge and each landmark in the face's colour
+        color = FILLED_COLOR if f.mode == "inpainted" else UNTOUCHED_COLOR
+        x, y, w, h = f.box
+        assert tuple(drawn[y + h // 2, x]) == color
+        for px, py in f.landmarks:
+            assert tuple(drawn[round(py), round(px)]) == color
+    # The drawing is on a copy: the slider's "before" is the photo, its "after" is the download,
+    # untouched away from the hole (no box, no landmark, no label).
+    np.testing.assert_array_equal(np.asarray(before), src)
+    out = np.asarray(after)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), out)
+    far = _far_from(hole, FEATHER + 1)
+    np.testing.assert_array_equal(out[far], src[far])
 
 
 @pytest.fixture
@@ -446,6 +512,20 @@ def _fetch(url: str) -> bytes:
         return r.read()
 
 
+def _slider(page) -> tuple[np.ndarray, np.ndarray]:
+    """The before and the after image of the comparison slider (RGB arrays), once it has both."""
+    images = page.locator("#result img")
+    images.nth(1).wait_for(timeout=60_000)
+    before, after = (_fetch(images.nth(i).get_attribute("src")) for i in (0, 1))
+    return tuple(np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in (before, after))
+
+
+def _download(page, server: str) -> np.ndarray:
+    link = page.locator("#result-file a[href]").first.get_attribute("href")
+    assert link and link.endswith("inpainted.png")
+    return np.asarray(Image.open(io.BytesIO(_fetch(link if "://" in link else server.rstrip("/") + link))))
+
+
 @needs_browser
 def test_page_paint_inpaint_download_offline(page, server, inpainter, face, cycle_count):
     src = np.asarray(Image.open(face).convert("RGB"))
@@ -460,7 +540,7 @@ def test_page_paint_inpaint_download_offline(page, server, inpainter, face, cycl
     cycles_box.press("Enter")
     calls = len(inpainter.masks)
     page.click("#inpaint")
-    page.wait_for_selector("#result img", timeout=30_000)
+    before, out = _slider(page)
     assert len(cycle_count) == 3  # exactly the cycles set on the page
 
     # The hole the server read: the stroke, around its path, nowhere else.
@@ -475,20 +555,50 @@ def test_page_paint_inpaint_download_offline(page, server, inpainter, face, cycl
     assert ys.min() > 56 - 40 and ys.max() < 56 + 40 and xs.min() > 44 - 40 and xs.max() < 84 + 40
     assert hole.mean() < 0.6
 
-    out = np.asarray(Image.open(io.BytesIO(_fetch(page.get_attribute("#result img", "src")))).convert("RGB"))
+    np.testing.assert_array_equal(before, src)
     assert out.shape == src.shape  # the photo's own size, not the model's 64 px
     far = _far_from(hole, FEATHER + 1)
     np.testing.assert_array_equal(out[far], src[far])  # untouched outside the hole, bit for bit
     assert (out[hole] != src[hole]).any()
 
-    link = page.locator("#result-file a[href]").first.get_attribute("href")
-    assert link and link.endswith("inpainted.png")
-    downloaded = np.asarray(Image.open(io.BytesIO(_fetch(link if "://" in link else server.rstrip("/") + link))))
-    np.testing.assert_array_equal(downloaded, out)
+    np.testing.assert_array_equal(_download(page, server), out)
     assert "aligned" in page.inner_text("#status")
 
     outside = [u for u in page.requests if not u.startswith((server.rstrip("/"), "data:", "blob:"))]
     assert outside == []  # the page needs nothing from the internet (fonts, scripts, analytics)
+
+
+@needs_browser
+def test_page_lists_every_face_of_a_group_photo(page, server, inpainter, tmp_path):
+    src, truth = group_photo(THREE)
+    path = tmp_path / "group.png"
+    Image.fromarray(src).save(path)
+    _upload(page, path)
+    h, w = src.shape[:2]
+    x, y = truth[0][0]  # a short stroke over the first face's right eye
+    _paint(page, (w, h), [(x - 6, y), (x + 6, y)])
+    page.click("#inpaint")
+    page.wait_for_selector("#faces table", timeout=60_000)
+
+    info = inpainter.inner.last_info[0]
+    detected = find_faces(to_canvas(src, "group"))
+    assert len(detected) == len(THREE)
+    rows = page.locator("#faces tbody tr")
+    assert rows.count() == len(detected) == len(info.faces)
+    cells = [[c.strip() for c in rows.nth(i).inner_text().split("\t")] for i in range(rows.count())]
+    assert cells == _expected_rows(info.faces)
+    assert "inpainted" in [f.mode for f in info.faces]
+    assert f"Mode {info.mode}: {len(detected)} faces detected" in page.inner_text("#faces")
+    page.locator("#faces-preview img").wait_for()
+
+    before, after = _slider(page)
+    np.testing.assert_array_equal(before, src)
+    np.testing.assert_array_equal(_download(page, server), after)
+    hole = inpainter.masks[-1]
+    assert hole[round(y), round(x)]
+    far = _far_from(hole, FEATHER + 1)
+    np.testing.assert_array_equal(after[far], src[far])  # no box or label drawn on the result
+    assert "Traceback" not in page.content()
 
 
 @needs_browser
