@@ -163,7 +163,8 @@ class KnowledgeConsistentAttention(nn.Module):
             prev_scores = prev_scores.flatten(2).transpose(1, 2)
             prev_valid = prev_valid.flatten(2).transpose(1, 2)  # (B, query, 1)
             lam = self.ratio.abs() + 1e-7
-            scores = (prev_scores * prev_valid + scores * lam) / (prev_valid + lam)
+            # (prev * m + now * lam) / (m + lam), as one pass: now + m / (m + lam) * (prev - now).
+            scores = torch.lerp(scores, prev_scores, prev_valid / (prev_valid + lam))
         attended = torch.bmm(scores, keys).view(b, h, w, c).permute(0, 3, 1, 2)
         out = self.combine(torch.cat([attended, x], dim=1))
         return out, (scores.transpose(1, 2).view(b, n, h, w), valid)
