@@ -76,3 +76,69 @@ def test_identity_column_appears_when_rows_have_it():
     with_id = {b: {**m, "identity": 0.9} for b, m in BINS.items()}
     md = study.render([_row(bins=with_id), _row(model="telea")])
     assert "identity 0.1-0.2" in md and "0.9000" in md and " – |" in _table_of(md, "telea")
+
+
+# ---------------------------------------------------------------- two test sets (data folders)
+
+def _sets(celeba_psnr=20.0, faces_psnr=24.0, **extra):
+    def bins(psnr):
+        return {b: {"psnr": psnr + i, "ssim": 0.8, "l1": 0.03, **extra} for i, b in enumerate(("0.1-0.2", "0.3-0.4"))}
+    return {"celeba128": bins(celeba_psnr), "faces128": bins(faces_psnr)}
+
+
+def _two(**change):
+    sets = change.pop("test_sets", None) or _sets()
+    return _row(data="celeba128+faces128", test_sets=sets, bins=sets["celeba128"], **change)
+
+
+def _body(table: str) -> dict[str, str]:
+    return {line.split(" |")[0]: line for line in table.splitlines() if line.startswith("| ") and "(" in line}
+
+
+def test_every_test_set_is_its_own_table_with_its_own_numbers():
+    md = study.render([_two(), _two(model="rfr", test_sets=_sets(18.0, 22.0))])
+    tables = _tables(md)
+    assert [t.splitlines()[0] for t in tables] == [
+        "celeba128 test set: 5000 steps of batch 8 at 128x128 on celeba128+faces128",
+        "faces128 test set: 5000 steps of batch 8 at 128x128 on celeba128+faces128",
+    ]
+    celeba, faces = (_body(t) for t in tables)
+    assert "| 20.00 |" in celeba["| apfi (small)"] and "| 21.00 |" in celeba["| apfi (small)"]
+    assert "| 24.00 |" in faces["| apfi (small)"] and "| 25.00 |" in faces["| apfi (small)"]
+    assert "| 18.00 |" in celeba["| rfr (small)"] and "| 22.00 |" in faces["| rfr (small)"]
+    assert "24.00" not in tables[0] and "20.00" not in tables[1]
+
+
+def test_two_test_sets_never_mix_settings_or_hide_another_commit_exhaustively():
+    rows = [_two(model=m, steps=s, size=z, batch=b, commit=c, test_sets=_sets(20.0 + s / 1000, 30.0 + s / 1000))
+            for m in ("apfi", "rfr") for s in (2000, 5000) for z in (64, 128) for b in (4, 8)
+            for c in ("abc123", "def456")]
+    tables = _tables(study.render(rows))
+    assert len(tables) == 2 * 2 * 2 * 2  # settings x test sets
+    for table in tables:
+        heading = table.splitlines()[0]
+        body = [line for line in table.splitlines() if line.startswith("| ") and "(" in line]
+        assert len(body) == 4  # 2 models x 2 commits, exactly the rows of this setting
+        commits = {line.split(" | ")[3] for line in body}
+        assert sum(study.MARK not in c for c in commits) == 1
+        steps = int(heading.split(": ")[1].split(" steps")[0])
+        psnr = (20.0 if heading.startswith("celeba128") else 30.0) + steps / 1000  # this setting's and set's own
+        assert all(f"| {psnr:.2f} |" in line for line in body)
+
+
+def test_grad_ratio_and_identity_columns_per_test_set_and_a_missing_set_is_a_dash():
+    md = study.render([
+        _two(test_sets=_sets(grad_ratio=0.8, identity=0.9)),
+        _two(model="telea", test_sets={"celeba128": _sets(grad_ratio=None)["celeba128"]}),
+    ])
+    celeba, faces = _tables(md)
+    assert "grad ratio 0.3-0.4" in celeba and "identity 0.3-0.4" in celeba and "| 0.80 | 0.9000 |" in celeba
+    telea_celeba = _body(celeba)["| telea (small)"]
+    assert telea_celeba.endswith("| 0.0300 | – | – |")  # grad ratio None (flat ground truth), no identity
+    assert _body(faces)["| telea (small)"].count(" – |") == 2 * 5  # not evaluated on faces128: every cell a dash
+
+
+def test_a_row_without_test_sets_is_read_as_its_first_data_folder():
+    row = _row(data="celeba128+faces128")  # bins only, as rows before per-folder results
+    (table,) = _tables(study.render([row]))
+    assert table.startswith("celeba128 test set:") and study.test_sets(row) == {"celeba128": BINS}
