@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "KEY", "SETTING", "MARK", "git_commit", "row_name", "save_row", "load_rows", "test_sets", "reference_commit",
-    "setting_title", "render",
+    "by_setting", "row_order", "setting_title", "render",
 ]
 
 #: What identifies a row; a second run with the same key replaces the first.
@@ -93,7 +93,7 @@ def test_sets(row: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(row["data"]).split("+")[0]: row["bins"]}
 
 
-def _group(rows: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], list[Mapping[str, Any]]]]:
+def by_setting(rows: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], list[Mapping[str, Any]]]]:
     """Rows by setting, sorted by it: ``[(setting as a dict, its rows), ...]``."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -124,7 +124,7 @@ def render(rows: Iterable[Mapping[str, Any]], bins: Iterable[str] | None = None)
     the SFace identity where any row of the table has them.
     """
     out: list[str] = []
-    for s, members in _group(rows):
+    for s, members in by_setting(rows):
         reference = reference_commit(members)
         for name in _set_names(members):
             per_row = [(r, test_sets(r).get(name) or {}) for r in members]
@@ -140,7 +140,7 @@ def render(rows: Iterable[Mapping[str, Any]], bins: Iterable[str] | None = None)
                 "|---|---|---|---|" + "---:|" * len(metrics) * len(table_bins),
             ]
             marked = False
-            for r, t in sorted(per_row, key=lambda rt: tuple(str(rt[0][k]) for k in ("model", "preset", "recipe", "seed"))):
+            for r, t in sorted(per_row, key=lambda rt: row_order(rt[0])):
                 off = r["commit"] != reference
                 marked |= off
                 cells = "".join(_cell(t.get(b), key, fmt) for b in table_bins for key, _, fmt in metrics)
@@ -152,6 +152,11 @@ def render(rows: Iterable[Mapping[str, Any]], bins: Iterable[str] | None = None)
                 out += ["", f"{MARK} trained and evaluated at another commit than the reference: the code may differ."]
             out.append("")
     return "\n".join(out)
+
+
+def row_order(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """How rows are listed within a table or plot: by model, preset, recipe, seed."""
+    return tuple(str(row[k]) for k in ("model", "preset", "recipe", "seed"))
 
 
 #: The columns of a bin: (metric key, heading, format); grad ratio and identity only where present.
