@@ -9,7 +9,10 @@ stores the result as one row under ``benchmarks/results/study/`` keyed by model,
 recipe, data, size, steps, batch, seed, masks and the git commit (:mod:`facefill.study`).
 Then it re-renders ``benchmarks/results/study.md`` from every stored row: rows share a table
 only at the same data, size, steps, batch and masks, and a row from another commit than the
-table's reference is marked. ``--render`` only re-renders.
+table's reference is marked. Below the tables, one quality-per-cost plot per setting
+(:mod:`facefill.study_plot`: PSNR in the 0.3-0.4 bin against GFLOP per image and against the
+CPU latency of the newest ``cost-<date>.json``), written to ``benchmarks/results/study-plots/``.
+``--render`` only re-renders, tables and plots, from the stored rows.
 
 ``--recipe own`` (default) trains the method with its own published objective, critic and
 optimiser, ``configs/<model>_faces_cpu.yaml``; ``--recipe shared`` trains it from
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from facefill import study
+from facefill import study, study_plot
 from facefill.bench import command_line, train_or_reuse
 from facefill.config import load_config
 from facefill.cost import count_cost
@@ -134,7 +137,7 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help=f"the one model to train and record ({', '.join(DEFAULT_MODELS)}, gfpgan)")
-    p.add_argument("--render", action="store_true", help="only re-render study.md from the stored rows")
+    p.add_argument("--render", action="store_true", help="only re-render study.md and its plots from the stored rows")
     p.add_argument("--recipe", choices=["own", "shared"], default="own",
                    help="own: the method's published objective (its config); shared: APFI's")
     p.add_argument("--batch", type=int, default=8, help="batch size")
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workdir", type=Path, default=ROOT / "runs/quality")
     p.add_argument("--fresh", action="store_true", help="retrain even if a finished run exists")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    p.add_argument("--cost", type=Path, default=None,
+                   help="the cost report whose CPU latency the plot uses (default: the newest "
+                        "benchmarks/results/cost-<date>.json)")
     args = p.parse_args(argv)
     rows_dir = args.out / "study"
     if not args.render:
@@ -176,7 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     md = args.out / "study.md"
     rows = study.load_rows(rows_dir) if rows_dir.is_dir() else []
     args.out.mkdir(parents=True, exist_ok=True)
-    md.write_text("# Quality at equal budget: the study\n\n" + (study.render(rows) if rows else "No rows yet.\n"))
+    text = "# Quality at equal budget: the study\n\n" + (study.render(rows) if rows else "No rows yet.\n")
+    if rows:  # the quality-per-cost plots, one PNG per setting, from the stored rows only
+        cost = args.cost if args.cost is not None else study_plot.latest_cost_file(ROOT / "benchmarks/results")
+        text += "\n" + study_plot.render_plots(rows, args.out / "study-plots", cost, link="study-plots")
+        print(study_plot.plot_status() or f"wrote {args.out / 'study-plots'} (latency from {cost})")
+    md.write_text(text)
     print(f"wrote {md}")
 
 

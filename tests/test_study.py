@@ -1,8 +1,10 @@
 """The study's rows and tables (facefill.study): synthetic rows, no training."""
 
+import json
+
 import pytest
 
-from facefill import study
+from facefill import study, study_plot
 
 BINS = {b: {"psnr": 20.0, "ssim": 0.8, "l1": 0.03} for b in ("0.1-0.2", "0.3-0.4")}
 BASE = {"model": "apfi", "preset": "small", "recipe": "own: apfi + patchgan", "data": "celeba+faces128",
@@ -76,3 +78,165 @@ def test_identity_column_appears_when_rows_have_it():
     with_id = {b: {**m, "identity": 0.9} for b, m in BINS.items()}
     md = study.render([_row(bins=with_id), _row(model="telea")])
     assert "identity 0.1-0.2" in md and "0.9000" in md and " – |" in _table_of(md, "telea")
+
+
+# ---------------------------------------------------------------- two test sets (data folders)
+
+def _sets(celeba_psnr=20.0, faces_psnr=24.0, **extra):
+    def bins(psnr):
+        return {b: {"psnr": psnr + i, "ssim": 0.8, "l1": 0.03, **extra} for i, b in enumerate(("0.1-0.2", "0.3-0.4"))}
+    return {"celeba128": bins(celeba_psnr), "faces128": bins(faces_psnr)}
+
+
+def _two(**change):
+    sets = change.pop("test_sets", None) or _sets()
+    return _row(**{"data": "celeba128+faces128", "test_sets": sets, "bins": sets["celeba128"], **change})
+
+
+def _body(table: str) -> dict[str, str]:
+    return {line.split(" |")[0]: line for line in table.splitlines() if line.startswith("| ") and "(" in line}
+
+
+def test_every_test_set_is_its_own_table_with_its_own_numbers():
+    md = study.render([_two(), _two(model="rfr", test_sets=_sets(18.0, 22.0))])
+    tables = _tables(md)
+    assert [t.splitlines()[0] for t in tables] == [
+        "celeba128 test set: 5000 steps of batch 8 at 128x128 on celeba128+faces128",
+        "faces128 test set: 5000 steps of batch 8 at 128x128 on celeba128+faces128",
+    ]
+    celeba, faces = (_body(t) for t in tables)
+    assert "| 20.00 |" in celeba["| apfi (small)"] and "| 21.00 |" in celeba["| apfi (small)"]
+    assert "| 24.00 |" in faces["| apfi (small)"] and "| 25.00 |" in faces["| apfi (small)"]
+    assert "| 18.00 |" in celeba["| rfr (small)"] and "| 22.00 |" in faces["| rfr (small)"]
+    assert "24.00" not in tables[0] and "20.00" not in tables[1]
+
+
+def test_two_test_sets_never_mix_settings_or_hide_another_commit_exhaustively():
+    rows = [_two(model=m, steps=s, size=z, batch=b, commit=c, test_sets=_sets(20.0 + s / 1000, 30.0 + s / 1000))
+            for m in ("apfi", "rfr") for s in (2000, 5000) for z in (64, 128) for b in (4, 8)
+            for c in ("abc123", "def456")]
+    tables = _tables(study.render(rows))
+    assert len(tables) == 2 * 2 * 2 * 2  # settings x test sets
+    for table in tables:
+        heading = table.splitlines()[0]
+        body = [line for line in table.splitlines() if line.startswith("| ") and "(" in line]
+        assert len(body) == 4  # 2 models x 2 commits, exactly the rows of this setting
+        commits = {line.split(" | ")[3] for line in body}
+        assert sum(study.MARK not in c for c in commits) == 1
+        steps = int(heading.split(": ")[1].split(" steps")[0])
+        psnr = (20.0 if heading.startswith("celeba128") else 30.0) + steps / 1000  # this setting's and set's own
+        assert all(f"| {psnr:.2f} |" in line for line in body)
+
+
+def test_grad_ratio_and_identity_columns_per_test_set_and_a_missing_set_is_a_dash():
+    md = study.render([
+        _two(test_sets=_sets(grad_ratio=0.8, identity=0.9)),
+        _two(model="telea", test_sets={"celeba128": _sets(grad_ratio=None)["celeba128"]}),
+    ])
+    celeba, faces = _tables(md)
+    assert "grad ratio 0.3-0.4" in celeba and "identity 0.3-0.4" in celeba and "| 0.80 | 0.9000 |" in celeba
+    telea_celeba = _body(celeba)["| telea (small)"]
+    assert telea_celeba.endswith("| 0.0300 | – | – |")  # grad ratio None (flat ground truth), no identity
+    assert _body(faces)["| telea (small)"].count(" – |") == 2 * 5  # not evaluated on faces128: every cell a dash
+
+
+def test_a_row_without_test_sets_is_read_as_its_first_data_folder():
+    row = _row(data="celeba128+faces128")  # bins only, as rows before per-folder results
+    (table,) = _tables(study.render([row]))
+    assert table.startswith("celeba128 test set:") and study.test_sets(row) == {"celeba128": BINS}
+
+
+# ---------------------------------------------------------------- quality-per-cost plot (facefill.study_plot)
+
+def _cost_report(preset="small", size=128, models=("apfi", "rfr")):
+    latency = {m: {f"cpu_latency_{size}_ms": 100.0 + i} for i, m in enumerate(models)}
+    return {"settings": {"preset": preset}, "models": latency}
+
+
+def _fixed_gflops(row):
+    return {"apfi": 2.0, "rfr": 4.0, "telea": 0.0}.get(row["model"])
+
+
+@pytest.mark.parametrize("change", [
+    {"steps": 2000}, {"batch": 4}, {"size": 64}, {"data": "faces128"}, {"masks": "64px-seed0-n63"},
+])
+def test_the_plot_refuses_rows_of_another_setting(change):
+    rows = [_two(), _two(model="rfr"), _two(model="pconv", **change)]
+    with pytest.raises(study_plot.InputError, match="one setting"):
+        study_plot.cost_points(rows, _cost_report(), gflops=_fixed_gflops)
+    assert len(study_plot.cost_points(rows[:2], _cost_report(), gflops=_fixed_gflops).points) == 4
+
+
+def test_plot_points_one_per_row_and_test_set_off_commit_marked_and_missing_latency_said():
+    rows = [_two(), _two(model="rfr", test_sets=_sets(18.0, 22.0)), _two(model="telea", commit="def456")]
+    cp = study_plot.cost_points(rows, _cost_report(), "cost-2026-12-01.json", gflops=_fixed_gflops)
+    got = {(p.label, p.test_set): (p.psnr, p.gflops, p.latency_ms) for p in cp.points}
+    assert got == {
+        ("apfi", "celeba128"): (21.0, 2.0, 100.0), ("apfi", "faces128"): (25.0, 2.0, 100.0),  # the 0.3-0.4 bin
+        ("rfr", "celeba128"): (19.0, 4.0, 101.0), ("rfr", "faces128"): (23.0, 4.0, 101.0),
+        (f"telea {study.MARK}", "celeba128"): (21.0, 0.0, None), (f"telea {study.MARK}", "faces128"): (25.0, 0.0, None),
+    }
+    assert cp.marked and cp.reference == "abc123"
+    why = "cost-2026-12-01.json: it has no 128 px latency for the model"
+    assert cp.notes == [f"Left out of the latency panel ({why}): telea {study.MARK}."]
+
+
+def test_a_cost_report_of_another_preset_gives_no_latency_and_says_so():
+    cp = study_plot.cost_points([_two()], _cost_report(preset="paper"), "cost-2026-11-30.json", gflops=_fixed_gflops)
+    assert all(p.latency_ms is None for p in cp.points)
+    assert cp.notes == ["Left out of the latency panel (cost-2026-11-30.json: it measured the paper preset): apfi."]
+
+
+def test_gflops_are_count_cost_at_the_rows_size_or_the_stored_figure_for_an_unregistered_model():
+    from facefill.cost import count_cost
+
+    (point, _) = study_plot.cost_points([_two(model="pconv", size=128)], None).points
+    assert point.gflops == pytest.approx(count_cost("pconv", "small", 128).flops / 1e9)
+    (point, _) = study_plot.cost_points([_two(model="gfpgan", preset="GFPGANv1-clean", gflops=3.5)], None).points
+    assert point.gflops == 3.5
+
+
+def test_the_latest_full_cost_report_is_read_never_a_quick_one(tmp_path):
+    for name in ("cost-2026-11-25.json", "cost-2026-11-30.json", "cost-2026-12-01-quick.json", "costs.json"):
+        (tmp_path / name).write_text("{}")
+    assert study_plot.latest_cost_file(tmp_path).name == "cost-2026-11-30.json"
+    assert study_plot.latest_cost_file(tmp_path / "none") is None
+
+
+def test_render_plots_writes_one_valid_png_per_setting(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    cost = tmp_path / "cost-2026-12-01.json"
+    cost.write_text(json.dumps(_cost_report()))
+    rows = [_two(), _two(model="rfr", commit="def456"), _two(model="telea"), _two(steps=2000)]
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "stale.png").write_bytes(b"old")
+    md = study_plot.render_plots(rows, tmp_path / "plots", cost, link="plots")
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.name for p in pngs] == [
+        "celeba128+faces128_128px_2000x8_128px-seed0-n63.png", "celeba128+faces128_128px_5000x8_128px-seed0-n63.png",
+    ]
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 600
+        assert f"(plots/{png.name})" in md
+    assert md.count("## Quality per cost: ") == 2 and "2000 steps of batch 8" in md
+    assert f"{study.MARK} trained and evaluated at another commit than the reference (abc123)" in md
+
+
+def test_render_plots_without_matplotlib_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_plot, "plot_status", lambda: "quality-per-cost plot skipped: it needs matplotlib")
+    md = study_plot.render_plots([_two()], tmp_path / "plots", None)
+    assert "Not drawn: quality-per-cost plot skipped: it needs matplotlib." in md
+    assert not (tmp_path / "plots").exists()
+
+
+def test_labels_tell_rows_of_one_model_apart_and_no_report_is_said():
+    rows = [_two(), _two(recipe="shared: apfi + patchgan"), _two(model="pconv", recipe="own: pconv")]
+    cp = study_plot.cost_points(rows, None, gflops=_fixed_gflops)
+    assert sorted({p.label for p in cp.points}) == ["apfi own", "apfi shared", "pconv"]
+    assert "Left out of the latency panel (no cost report): apfi own, apfi shared, pconv." in cp.notes
+    assert "Left out of the GFLOP panel (not a registered model): pconv." in cp.notes  # _fixed_gflops knows no pconv

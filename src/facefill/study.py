@@ -6,9 +6,10 @@ two numbers comparable: model, preset, recipe, data, size, steps, batch, seed, t
 masks and the git commit that produced it. :func:`render` then builds the tables: rows share
 a table only when they share the *setting* (:data:`SETTING`: data, size, steps, batch, masks),
 so a row trained at another budget, size or on other data is always in a table of its own,
-under a heading that states its setting. Within a table the commit is a column, and a row
-whose commit is not the table's reference commit (the one most rows there have) is marked
-``†`` with a footnote: code may have changed between the two.
+under a heading that states its setting; each test set (data folder) a setting was evaluated
+on gets its own table. Within a table the commit is a column, and a row whose commit is not
+the setting's reference commit (the one most rows there have) is marked ``†`` with a
+footnote: code may have changed between the two.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEY", "SETTING", "git_commit", "row_name", "save_row", "load_rows", "render"]
+__all__ = [
+    "KEY", "SETTING", "MARK", "git_commit", "row_name", "save_row", "load_rows", "test_sets", "reference_commit",
+    "by_setting", "row_order", "setting_title", "render",
+]
 
 #: What identifies a row; a second run with the same key replaces the first.
 KEY = ("model", "preset", "recipe", "data", "size", "steps", "batch", "seed", "masks", "commit")
@@ -77,47 +81,89 @@ def _setting(row: Mapping[str, Any]) -> tuple:
     return tuple(row[k] for k in SETTING)
 
 
-def render(rows: Iterable[Mapping[str, Any]], bins: Iterable[str] | None = None) -> str:
-    """Markdown: one table per setting, its heading naming it; off-commit rows marked ``†``."""
+def test_sets(row: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A row's bins per test set: ``{folder name: {bin: metrics}}``.
+
+    ``benchmarks/quality.py`` stores every folder's bins under ``test_sets`` and the first
+    folder's again as ``bins``; a row without ``test_sets`` has only ``bins``, which are then
+    the first data folder's (``data`` names the folders joined by ``+``).
+    """
+    if row.get("test_sets"):
+        return dict(row["test_sets"])
+    return {str(row["data"]).split("+")[0]: row["bins"]}
+
+
+def by_setting(rows: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], list[Mapping[str, Any]]]]:
+    """Rows by setting, sorted by it: ``[(setting as a dict, its rows), ...]``."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
         _check(row)
         groups.setdefault(_setting(row), []).append(row)
+    return [(dict(zip(SETTING, s)), groups[s]) for s in sorted(groups, key=lambda s: tuple(map(str, s)))]
+
+
+def reference_commit(members: Iterable[Mapping[str, Any]]) -> str:
+    """The commit most rows of one setting have; any other is marked :data:`MARK`."""
+    return Counter(r["commit"] for r in members).most_common(1)[0][0]
+
+
+def setting_title(s: Mapping[str, Any]) -> str:
+    return f"{s['steps']} steps of batch {s['batch']} at {s['size']}x{s['size']} on {s['data']}"
+
+
+def _set_names(members: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The test sets of one setting's rows: in the order of their rows, first row first."""
+    return list(dict.fromkeys(name for r in members for name in test_sets(r)))
+
+
+def render(rows: Iterable[Mapping[str, Any]], bins: Iterable[str] | None = None) -> str:
+    """Markdown: one table per setting and test set, its heading naming both; off-commit rows marked.
+
+    Each test set (data folder) a row was evaluated on is its own table; a row without that
+    set shows ``–`` there. Columns per bin: PSNR, SSIM, L1, and the hole-gradient ratio and
+    the SFace identity where any row of the table has them.
+    """
     out: list[str] = []
-    for setting, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        s = dict(zip(SETTING, setting))
-        reference = Counter(r["commit"] for r in members).most_common(1)[0][0]
-        table_bins = list(bins) if bins is not None else list(members[0]["bins"])
-        with_id = any("identity" in (r["bins"].get(b) or {}) for r in members for b in table_bins)
-        per_bin = 4 if with_id else 3
-        out += [
-            f"## {s['steps']} steps of batch {s['batch']} at {s['size']}x{s['size']} on {s['data']}",
-            "",
-            f"Masks: {s['masks']}. Reference commit: {reference}.",
-            "",
-            "| model | recipe | seed | commit |"
-            + "".join(f" PSNR {b} | SSIM {b} | L1 {b} |" + (f" identity {b} |" if with_id else "") for b in table_bins),
-            "|---|---|---|---|" + "---:|" * per_bin * len(table_bins),
-        ]
-        marked = False
-        for r in sorted(members, key=lambda r: (r["model"], r["preset"], r["recipe"], r["seed"])):
-            off = r["commit"] != reference
-            marked |= off
-            cells = "".join(_metric_cells(r["bins"].get(b), with_id) for b in table_bins)
-            out.append(
-                f"| {r['model']} ({r['preset']}) | {r['recipe']} | {r['seed']} | "
-                f"{r['commit']}{' ' + MARK if off else ''} |{cells}"
-            )
-        if marked:
-            out += ["", f"{MARK} trained and evaluated at another commit than the reference: the code may differ."]
-        out.append("")
+    for s, members in by_setting(rows):
+        reference = reference_commit(members)
+        for name in _set_names(members):
+            per_row = [(r, test_sets(r).get(name) or {}) for r in members]
+            table_bins = list(bins) if bins is not None else list(dict.fromkeys(b for _, t in per_row for b in t))
+            metrics = [m for m in _METRICS if m[0] in ("psnr", "ssim", "l1")
+                       or any(m[0] in (t.get(b) or {}) for _, t in per_row for b in table_bins)]
+            out += [
+                f"## {name} test set: {setting_title(s)}",
+                "",
+                f"Masks: {s['masks']}. Reference commit: {reference}.",
+                "",
+                "| model | recipe | seed | commit |" + "".join(f" {m[1]} {b} |" for b in table_bins for m in metrics),
+                "|---|---|---|---|" + "---:|" * len(metrics) * len(table_bins),
+            ]
+            marked = False
+            for r, t in sorted(per_row, key=lambda rt: row_order(rt[0])):
+                off = r["commit"] != reference
+                marked |= off
+                cells = "".join(_cell(t.get(b), key, fmt) for b in table_bins for key, _, fmt in metrics)
+                out.append(
+                    f"| {r['model']} ({r['preset']}) | {r['recipe']} | {r['seed']} | "
+                    f"{r['commit']}{' ' + MARK if off else ''} |{cells}"
+                )
+            if marked:
+                out += ["", f"{MARK} trained and evaluated at another commit than the reference: the code may differ."]
+            out.append("")
     return "\n".join(out)
 
 
-def _metric_cells(m: Mapping[str, Any] | None, with_id: bool) -> str:
-    if m is None:
-        return " – |" * (4 if with_id else 3)
-    cells = f" {m['psnr']:.2f} | {m['ssim']:.4f} | {m['l1']:.4f} |"
-    if with_id:
-        cells += f" {m['identity']:.4f} |" if m.get("identity") is not None else " – |"
-    return cells
+def row_order(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """How rows are listed within a table or plot: by model, preset, recipe, seed."""
+    return tuple(str(row[k]) for k in ("model", "preset", "recipe", "seed"))
+
+
+#: The columns of a bin: (metric key, heading, format); grad ratio and identity only where present.
+_METRICS = (("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".4f"), ("l1", "L1", ".4f"),
+            ("grad_ratio", "grad ratio", ".2f"), ("identity", "identity", ".4f"))
+
+
+def _cell(m: Mapping[str, Any] | None, key: str, fmt: str) -> str:
+    value = (m or {}).get(key)
+    return " – |" if value is None else f" {value:{fmt}} |"
