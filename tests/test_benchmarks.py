@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,85 @@ ROOT = Path(__file__).resolve().parents[1]
 def _script(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def test_cost_quick_measures_a_model_whose_stride_exceeds_the_size_at_its_smallest_size():
+def test_cost_measures_a_model_whose_stride_exceeds_the_size_at_its_smallest_size():
     cost = _script("cost")
-    args = cost.parse_args(["--quick", "--models", "apfi,pconv", "--reference", ""])
+    args = cost.parse_args(["--quick", "--preset", "paper", "--sizes", "64", "--models", "apfi,pconv", "--reference", ""])
     assert args.sizes_by_model == {"apfi": [64], "pconv": [128]}
-    assert args.train_size_by_model == {"apfi": 64, "pconv": 128}
-    assert args.size_notes == ["pconv: 64 is not a multiple of its stride 128; measured at 128"]
+    assert args.train_size_by_model == {"apfi": 32, "pconv": 128}
+    assert args.size_notes == [
+        "pconv: 64 is not a multiple of its stride 128; measured at 128",
+        "pconv: 32 is not a multiple of its stride 128; measured at 128",
+    ]
     assert cost.measured_sizes(args) == [64, 128]
     assert args.dtypes == {"fp32": None, "bf16": torch.bfloat16}
+
+
+def test_cost_modes_are_every_precision_in_every_layout_and_compile_only_when_asked():
+    cost = _script("cost")
+    names = [m.name for m in cost.parse_args(["--quick"]).modes]
+    assert names == ["fp32", "fp32_cl", "bf16", "bf16_cl"]
+    names = [m.name for m in cost.parse_args(["--quick", "--compile", "--precisions", "fp32"]).modes]
+    assert names == ["fp32", "fp32_cl", "fp32_cl_compile"]
+    with pytest.raises(SystemExit):
+        cost.parse_args(["--quick", "--layouts", "nchw"])
+
+
+def _quick_cost(tmp_path, *extra):
+    import json
+
+    cost = _script("cost")
+    assert cost.main(["--quick", "--reference", "", "--out", str(tmp_path), *extra]) == 0
+    (path,) = tmp_path.glob("cost-*-quick.json")
+    return json.loads(path.read_text()), path.with_suffix(".md").read_text()
+
+
+def test_cost_quick_runs_end_to_end_with_every_precision_mode_and_the_pair_ratio(tmp_path):
+    # PConv small has stride 32: --sizes 16 is measured at 32 and the report says so
+    report, md = _quick_cost(tmp_path, "--models", "apfi,lama,pconv", "--sizes", "16,32")
+    B = report["settings"]["batch"]
+    assert report["settings"]["sizes_by_model"]["pconv"] == [32]
+    assert "Note: pconv: 16 is not a multiple of its stride 32; measured at 32." in md
+    limits = report["machine"]["cpu_limits"]
+    assert set(limits) == {"fp32", "bf16"} and all(e["limit_gflops_per_s"] > 0 for e in limits.values())
+    assert report["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    apfi = report["models"]["apfi"]
+    for mode in ("fp32", "fp32_cl", "bf16", "bf16_cl"):
+        for S in (16, 32):
+            assert apfi[f"cpu_{mode}_latency_{S}_ms"] > 0
+            assert apfi[f"cpu_{mode}_latency_{S}_b{B}_ms_per_image"] > 0
+            frac = apfi[f"cpu_{mode}_frac_of_limit_{S}_b{B}"]
+            gflops = apfi[f"cpu_{mode}_gflops_per_s_{S}_b{B}"]
+            assert abs(frac - gflops / limits[mode.split("_")[0]]["limit_gflops_per_s"]) < 1e-9
+        assert f"| apfi | {mode} |" in md
+    ratio = report["pairs"]["apfi/lama"]["32"]["bf16_cl"]
+    lama = report["models"]["lama"]
+    assert abs(ratio["b1"] - apfi["cpu_bf16_cl_latency_32_ms"] / lama["cpu_bf16_cl_latency_32_ms"]) < 1e-9
+    assert "Latency apfi/lama, same mode" in md and "params (M) | GFLOP/img" in md
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in report["gpu"]["skipped"]
+
+
+def test_cost_compile_that_fails_is_reported_as_not_available(tmp_path, monkeypatch):
+    def broken(*_a, **_k):
+        raise RuntimeError("inductor exploded\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    report, md = _quick_cost(tmp_path, "--models", "apfi", "--precisions", "fp32", "--layouts", "channels_last", "--compile")
+    apfi = report["models"]["apfi"]
+    assert apfi["cpu_fp32_cl_compile_32_na"] == "n/a: RuntimeError: inductor exploded"
+    assert apfi["cpu_fp32_cl_latency_32_ms"] > 0  # the other modes still ran
+    assert "| apfi | fp32_cl_compile | n/a: RuntimeError: inductor exploded |" in md
+
+
+def test_cost_compile_without_a_cpp_compiler_is_not_available_before_trying(monkeypatch):
+    cost = _script("cost")
+    monkeypatch.setattr(cost.shutil, "which", lambda _name: None)
+    assert "no C++ compiler" in cost.compile_unavailable("cpu")
 
 
 def test_cost_refuses_an_unknown_precision(capsys):
