@@ -151,3 +151,21 @@ def test_photo_latency_quick_splits_the_call_into_the_network_and_the_overhead(t
     assert med["network"] > 0 and med["detection"] > 0
     total, network, overhead = (report["samples_ms"][k] for k in ("total", "network", "overhead"))
     assert all(abs(t - n - o) < 1e-2 for t, n, o in zip(total, network, overhead))
+
+
+def test_onnx_speed_quick_measures_each_variant_against_pytorch_fp32(tmp_path):
+    import json
+
+    pytest.importorskip("onnxruntime")
+    onnx_speed = _script("onnx_speed")
+    assert onnx_speed.main(["--quick", "--out", str(tmp_path)]) == 0
+    (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("onnx-*-quick.json")]
+    assert report["weights"].startswith("the bundled demo weights")
+    acc = report["accuracy_vs_pytorch_fp32"]
+    assert acc["onnxruntime-fp32"]["max_abs_diff"] < 1e-4
+    for variant in ("onnxruntime-int8-dynamic", "onnxruntime-fp16"):  # built here, or said why not
+        name = variant.removeprefix("onnxruntime-")
+        assert variant in acc or report["not_available"][name].startswith("n/a: ")
+    for a in acc.values():  # outside the hole every variant copies the known pixels
+        assert a["psnr_hole_db"] <= a["psnr_db"]
+    assert report["not_available"]["bf16"].startswith("n/a: ")
