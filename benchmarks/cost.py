@@ -225,12 +225,6 @@ def compile_unavailable(device: torch.device | str) -> str | None:
     return None
 
 
-def not_available(error: BaseException) -> str:
-    """The "n/a: <reason>" a mode that failed to compile reports, on one line."""
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    return f"n/a: {type(error).__name__}{': ' + first[:200] if first else ''}"
-
-
 # --- latency per mode ------------------------------------------------------------------------
 
 
@@ -261,7 +255,7 @@ def time_modes(
         except Exception as e:
             if not mode.compile:
                 raise
-            row[f"{key}_{S}_na"] = not_available(e)
+            row[f"{key}_{S}_na"] = f"n/a: {bench.one_line_error(e)}"
             log(f"    {row[f'{key}_{S}_na']}")
             continue
         finally:
@@ -609,7 +603,7 @@ def markdown(result: dict[str, Any], args) -> str:
         rows = {name: r for name, r in gpu["models"].items() if S in args.sizes_by_model[name]}
         lines += ["", f"### {S}x{S}, GPU", ""] + latency_table(rows, gpu["mode_list"], S, B, "gpu")
         lines += pairs_lines(gpu["pairs"], S, B)
-        lines += ["", "| model | fastest mode (b{B}) | peak mem bf16 b1 (MB) |".replace("{B}", str(B)), "|---|---|---|"]
+        lines += ["", f"| model | fastest mode (b{B}) | peak mem bf16 b1 (MB) |", "|---|---|---|"]
         lines += [
             f"| {name} | {r.get(f'gpu_best_{S}_b{B}', '–')} | {fmt(r.get(f'gpu_peak_mem_bf16_{S}_mb'))} |"
             for name, r in rows.items()

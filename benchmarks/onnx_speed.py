@@ -147,11 +147,6 @@ def bf16_graph_check(onnx, ort) -> str:
     return "n/a: onnxruntime accepts a bfloat16 Conv here, but onnx/onnxruntime ship no converter to build such a graph"
 
 
-def not_available(error: BaseException) -> str:
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    return f"n/a: {type(error).__name__}{': ' + first[:200] if first else ''}"
-
-
 def build_variants(path: Path, onnx, ort, threads: int) -> tuple[dict[str, Any], dict[str, str], dict[str, float]]:
     """Sessions of each variant, "n/a" reasons of those that could not be built, each file's MB."""
     options = ort.SessionOptions()
@@ -184,7 +179,7 @@ def build_variants(path: Path, onnx, ort, threads: int) -> tuple[dict[str, Any],
         except Exception as e:
             if name == "fp32":
                 raise
-            missing[name] = not_available(e)
+            missing[name] = f"n/a: {bench.one_line_error(e)}"
     missing["bf16"] = bf16_graph_check(onnx, ort)
     return sessions, missing, sizes
 
@@ -225,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(args.warmup, 1)):
                 outputs[key] = fn()
         except Exception as e:
-            missing[key.removeprefix("onnxruntime-")] = not_available(e)
+            missing[key.removeprefix("onnxruntime-")] = f"n/a: {bench.one_line_error(e)}"
             del runners[key]
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(args.repeats):

@@ -92,6 +92,22 @@ def test_cost_compile_that_fails_is_reported_as_not_available(tmp_path, monkeypa
     assert "| apfi | fp32_cl_compile | n/a: RuntimeError: inductor exploded |" in md
 
 
+def test_cost_gpu_section_runs_the_same_modes_on_whatever_device_it_is_given():
+    # the CUDA-only parts (device name, peak memory) are skipped off CUDA; the modes, limits,
+    # pairs and the table are the same code the GPU runs
+    cost = _script("cost")
+    args = cost.parse_args(["--quick", "--models", "apfi,lama", "--reference", "", "--gpu-precisions", "fp32"])
+    section = cost.measure_device(args.model_names, args, torch.device("cpu"))
+    assert section["mode_list"] == ["fp32", "fp32_cl"]
+    assert section["models"]["apfi"]["gpu_fp32_cl_latency_32_ms"] > 0
+    assert section["models"]["apfi"]["gpu_best_32_b2"] in ("fp32", "fp32_cl")
+    assert set(section["pairs"]["apfi/lama"]["32"]) == {"fp32", "fp32_cl"}
+    result = {"machine": {**bench.machine_info(), "cpu_limits": {}}, "models": {}, "pairs": {}, "gpu": section,
+              "date": "today", "command": "python benchmarks/cost.py"}
+    md = cost.markdown(result, args)
+    assert "### 32x32, GPU" in md and "| apfi | fp32_cl |" in md.split("## GPU")[1]
+
+
 def test_cost_compile_without_a_cpp_compiler_is_not_available_before_trying(monkeypatch):
     cost = _script("cost")
     monkeypatch.setattr(cost.shutil, "which", lambda _name: None)

@@ -46,6 +46,7 @@ __all__ = [
     "inference_latency",
     "machine_info",
     "matmul_throughput",
+    "one_line_error",
     "peak_forward_rss",
     "time_fn",
     "train_or_reuse",
@@ -91,6 +92,12 @@ def time_fn(fn: Callable[[], Any], repeats: int, warmup: int = 1, device: torch.
         sync(device)
         timing.samples.append(time.perf_counter() - start)
     return timing
+
+
+def one_line_error(error: BaseException, limit: int = 200) -> str:
+    """``"<Type>: <first line>"`` of an exception, for a report cell that says why something did not run."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}{': ' + first[:limit] if first else ''}"
 
 
 def command_line(argv: list[str] | None = None) -> str:
