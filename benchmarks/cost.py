@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=None, help="comma-separated generators (default: every registered one)")
     p.add_argument("--preset", default=None, help="model preset (default: paper; small with --quick)")
-    p.add_argument("--sizes", default="256,128", help="comma-separated square sizes (default: 256,128)")
+    p.add_argument("--sizes", default=None, help="comma-separated square sizes (default: 256,128; 32 with --quick)")
     p.add_argument("--batch", type=int, default=8, help="the larger batch timed besides batch 1 (default: 8)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (default: 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls before each measurement (default: 2)")
@@ -126,12 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results", help="output folder (default: benchmarks/results)")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes = "32" if args.sizes == p.get_default("sizes") else args.sizes
+        args.sizes = args.sizes or "32"
         args.batch, args.repeats, args.warmup = 2, 1, 1
         args.train_size, args.train_batch, args.train_steps = 32, 2, 1
         args.no_memory = True
         args.preset = args.preset or "small"
-    args.preset = args.preset or "paper"
+    args.preset, args.sizes = args.preset or "paper", args.sizes or "256,128"
     generators = list_models(kind="generator")
     names = generators if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in generators]
