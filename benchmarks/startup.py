@@ -5,7 +5,10 @@ wall time is measured from the parent; the median of ``--runs`` runs is reported
 untimed run that warms the file cache. Targets (issue 16): ``--help`` and ``models`` under
 0.5 s, ``demo`` (bundled weights, end to end) under 1.5 s. The load average before and after is
 recorded, and each process's CPU time (user + system) beside its wall time: on a busy machine
-the wall times are longer than on a quiet one, the CPU times much less so.
+the wall times are longer than on a quiet one, the CPU times much less so. The report ends with
+the demo's breakdown: one more fresh process that times each import the command meets (facefill's
+CLI, numpy and Pillow, torch, matplotlib where installed, torchmetrics, OpenCV, the rest of
+facefill) and then the run itself, wall and CPU seconds each.
 
     python benchmarks/startup.py            # writes benchmarks/results/startup-<date>.json/.md
     python benchmarks/startup.py --runs 3 --out /tmp/startup
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import resource
 import statistics
@@ -28,18 +32,25 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"help": 0.5, "models": 0.5, "demo": 1.5}
 
 
-def wall_time(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall time and CPU time (user + system) of one ``python -m facefill ARGS`` process."""
+def wall_time(args: list[str], env: dict[str, str], module: bool = True) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one ``python -m facefill ARGS`` process
+    (``module=False``: ``python ARGS``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "facefill", *args], check=True, capture_output=True, env=env)
+    command = [sys.executable, *(["-m", "facefill"] if module else []), *args]
+    subprocess.run(command, check=True, capture_output=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def child_env() -> dict[str, str]:
+    """The environment of the measured processes: this checkout's facefill first on the path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
 def measure(runs: int) -> dict[str, dict]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         commands = {"help": ["--help"], "models": ["models"], "demo": ["demo", "--out", tmp, "--device", "cpu"]}
@@ -61,6 +72,41 @@ def measure(runs: int) -> dict[str, dict]:
     return results
 
 
+# Run in a fresh process: where `facefill demo`'s time goes, in the order the command meets it.
+# matplotlib is not a facefill dependency; torchmetrics imports it when it is installed.
+_BREAKDOWN = r"""
+import json, sys, tempfile, time
+stages, last = [], [time.perf_counter(), time.process_time()]
+def lap(name):
+    now = [time.perf_counter(), time.process_time()]
+    stages.append({"stage": name, "wall_s": round(now[0] - last[0], 3), "cpu_s": round(now[1] - last[1], 3)})
+    last[:] = now
+import facefill.cli; lap("import facefill.cli (typer, rich)")
+import numpy, PIL.Image; lap("import numpy, Pillow")
+import torch; lap("import torch")
+try:
+    import matplotlib.pyplot; lap("import matplotlib (torchmetrics imports it when installed)")
+except ImportError:
+    pass
+import torchmetrics; lap("import torchmetrics")
+import cv2; lap("import OpenCV")
+from facefill.demo import run_demo; lap("import the rest of facefill.demo")
+with tempfile.TemporaryDirectory() as tmp:
+    r = run_demo(tmp, device="cpu")
+    lap("run_demo")
+stages[-1]["of_which_inpainting_s"] = round(r.seconds, 3)  # load weights, detect, inpaint
+print(json.dumps(stages))
+"""
+
+
+def breakdown(env: dict[str, str]) -> list[dict]:
+    """Wall and CPU seconds of each stage of the demo in one fresh process (imports, then the run)."""
+    out = subprocess.run([sys.executable, "-c", _BREAKDOWN], check=True, capture_output=True, text=True, env=env)
+    stages = json.loads(out.stdout.strip().splitlines()[-1])
+    wall, cpu = wall_time(["-c", "pass"], env, module=False)
+    return [{"stage": "start Python", "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}] + stages
+
+
 def to_markdown(report: dict) -> str:
     lines = [
         f"# Start-up of the command line, {report['date']}",
@@ -78,6 +124,17 @@ def to_markdown(report: dict) -> str:
             f"| < {r['target_s']} "
             f"| {'yes' if r['meets_target'] else 'no'} |"
         )
+    if report.get("demo_breakdown"):
+        lines += [
+            "",
+            "Where `facefill demo`'s time goes (one fresh process, stages in order; wall and CPU seconds):",
+            "",
+            "| stage | wall (s) | CPU (s) |",
+            "|---|---|---|",
+        ]
+        for st in report["demo_breakdown"]:
+            extra = f" (inpainting {st['of_which_inpainting_s']:.3f} s of it)" if "of_which_inpainting_s" in st else ""
+            lines.append(f"| {st['stage']}{extra} | {st['wall_s']:.3f} | {st['cpu_s']:.3f} |")
     if report.get("note"):
         lines += ["", report["note"]]
     return "\n".join(lines) + "\n"
@@ -96,9 +153,13 @@ def main(argv: list[str] | None = None) -> None:
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     commands = measure(args.runs)
+    demo_breakdown = breakdown(child_env())
+    for st in demo_breakdown:
+        print(f"  {st['stage']}: {st['wall_s']:.3f} s wall, {st['cpu_s']:.3f} s CPU", flush=True)
     report = {
         "date": _dt.date.today().isoformat(),
         "commands": commands,
+        "demo_breakdown": demo_breakdown,
         "runs": args.runs,
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),

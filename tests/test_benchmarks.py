@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,101 @@ ROOT = Path(__file__).resolve().parents[1]
 def _script(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def test_cost_quick_measures_a_model_whose_stride_exceeds_the_size_at_its_smallest_size():
+def test_cost_measures_a_model_whose_stride_exceeds_the_size_at_its_smallest_size():
     cost = _script("cost")
-    args = cost.parse_args(["--quick", "--models", "apfi,pconv", "--reference", ""])
+    args = cost.parse_args(["--quick", "--preset", "paper", "--sizes", "64", "--models", "apfi,pconv", "--reference", ""])
     assert args.sizes_by_model == {"apfi": [64], "pconv": [128]}
-    assert args.train_size_by_model == {"apfi": 64, "pconv": 128}
-    assert args.size_notes == ["pconv: 64 is not a multiple of its stride 128; measured at 128"]
+    assert args.train_size_by_model == {"apfi": 32, "pconv": 128}
+    assert args.size_notes == [
+        "pconv: 64 is not a multiple of its stride 128; measured at 128",
+        "pconv: 32 is not a multiple of its stride 128; measured at 128",
+    ]
     assert cost.measured_sizes(args) == [64, 128]
     assert args.dtypes == {"fp32": None, "bf16": torch.bfloat16}
+
+
+def test_cost_modes_are_every_precision_in_every_layout_and_compile_only_when_asked():
+    cost = _script("cost")
+    names = [m.name for m in cost.parse_args(["--quick"]).modes]
+    assert names == ["fp32", "fp32_cl", "bf16", "bf16_cl"]
+    names = [m.name for m in cost.parse_args(["--quick", "--compile", "--precisions", "fp32"]).modes]
+    assert names == ["fp32", "fp32_cl", "fp32_cl_compile"]
+    with pytest.raises(SystemExit):
+        cost.parse_args(["--quick", "--layouts", "nchw"])
+
+
+def _quick_cost(tmp_path, *extra):
+    import json
+
+    cost = _script("cost")
+    assert cost.main(["--quick", "--reference", "", "--out", str(tmp_path), *extra]) == 0
+    (path,) = tmp_path.glob("cost-*-quick.json")
+    return json.loads(path.read_text()), path.with_suffix(".md").read_text()
+
+
+def test_cost_quick_runs_end_to_end_with_every_precision_mode_and_the_pair_ratio(tmp_path):
+    # PConv small has stride 32: --sizes 16 is measured at 32 and the report says so
+    report, md = _quick_cost(tmp_path, "--models", "apfi,lama,pconv", "--sizes", "16,32")
+    B = report["settings"]["batch"]
+    assert report["settings"]["sizes_by_model"]["pconv"] == [32]
+    assert "Note: pconv: 16 is not a multiple of its stride 32; measured at 32." in md
+    limits = report["machine"]["cpu_limits"]
+    assert set(limits) == {"fp32", "bf16"} and all(e["limit_gflops_per_s"] > 0 for e in limits.values())
+    assert report["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    apfi = report["models"]["apfi"]
+    for mode in ("fp32", "fp32_cl", "bf16", "bf16_cl"):
+        for S in (16, 32):
+            assert apfi[f"cpu_{mode}_latency_{S}_ms"] > 0
+            assert apfi[f"cpu_{mode}_latency_{S}_b{B}_ms_per_image"] > 0
+            frac = apfi[f"cpu_{mode}_frac_of_limit_{S}_b{B}"]
+            gflops = apfi[f"cpu_{mode}_gflops_per_s_{S}_b{B}"]
+            assert abs(frac - gflops / limits[mode.split("_")[0]]["limit_gflops_per_s"]) < 1e-9
+        assert f"| apfi | {mode} |" in md
+    ratio = report["pairs"]["apfi/lama"]["32"]["bf16_cl"]
+    lama = report["models"]["lama"]
+    assert abs(ratio["b1"] - apfi["cpu_bf16_cl_latency_32_ms"] / lama["cpu_bf16_cl_latency_32_ms"]) < 1e-9
+    assert "Latency apfi/lama, same mode" in md and "params (M) | GFLOP/img" in md
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in report["gpu"]["skipped"]
+
+
+def test_cost_compile_that_fails_is_reported_as_not_available(tmp_path, monkeypatch):
+    def broken(*_a, **_k):
+        raise RuntimeError("inductor exploded\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    report, md = _quick_cost(tmp_path, "--models", "apfi", "--precisions", "fp32", "--layouts", "channels_last", "--compile")
+    apfi = report["models"]["apfi"]
+    assert apfi["cpu_fp32_cl_compile_32_na"] == "n/a: RuntimeError: inductor exploded"
+    assert apfi["cpu_fp32_cl_latency_32_ms"] > 0  # the other modes still ran
+    assert "| apfi | fp32_cl_compile | n/a: RuntimeError: inductor exploded |" in md
+
+
+def test_cost_gpu_section_runs_the_same_modes_on_whatever_device_it_is_given():
+    # the CUDA-only parts (device name, peak memory) are skipped off CUDA; the modes, limits,
+    # pairs and the table are the same code the GPU runs
+    cost = _script("cost")
+    args = cost.parse_args(["--quick", "--models", "apfi,lama", "--reference", "", "--gpu-precisions", "fp32"])
+    section = cost.measure_device(args.model_names, args, torch.device("cpu"))
+    assert section["mode_list"] == ["fp32", "fp32_cl"]
+    assert section["models"]["apfi"]["gpu_fp32_cl_latency_32_ms"] > 0
+    assert section["models"]["apfi"]["gpu_best_32_b2"] in ("fp32", "fp32_cl")
+    assert set(section["pairs"]["apfi/lama"]["32"]) == {"fp32", "fp32_cl"}
+    result = {"machine": {**bench.machine_info(), "cpu_limits": {}}, "models": {}, "pairs": {}, "gpu": section,
+              "date": "today", "command": "python benchmarks/cost.py"}
+    md = cost.markdown(result, args)
+    assert "### 32x32, GPU" in md and "| apfi | fp32_cl |" in md.split("## GPU")[1]
+
+
+def test_cost_compile_without_a_cpp_compiler_is_not_available_before_trying(monkeypatch):
+    cost = _script("cost")
+    monkeypatch.setattr(cost.shutil, "which", lambda _name: None)
+    assert "no C++ compiler" in cost.compile_unavailable("cpu")
 
 
 def test_cost_refuses_an_unknown_precision(capsys):
@@ -83,3 +167,21 @@ def test_photo_latency_quick_splits_the_call_into_the_network_and_the_overhead(t
     assert med["network"] > 0 and med["detection"] > 0
     total, network, overhead = (report["samples_ms"][k] for k in ("total", "network", "overhead"))
     assert all(abs(t - n - o) < 1e-2 for t, n, o in zip(total, network, overhead))
+
+
+def test_onnx_speed_quick_measures_each_variant_against_pytorch_fp32(tmp_path):
+    import json
+
+    pytest.importorskip("onnxruntime")
+    onnx_speed = _script("onnx_speed")
+    assert onnx_speed.main(["--quick", "--out", str(tmp_path)]) == 0
+    (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("onnx-*-quick.json")]
+    assert report["weights"].startswith("the bundled demo weights")
+    acc = report["accuracy_vs_pytorch_fp32"]
+    assert acc["onnxruntime-fp32"]["max_abs_diff"] < 1e-4
+    for variant in ("onnxruntime-int8-dynamic", "onnxruntime-fp16"):  # built here, or said why not
+        name = variant.removeprefix("onnxruntime-")
+        assert variant in acc or report["not_available"][name].startswith("n/a: ")
+    for a in acc.values():  # outside the hole every variant copies the known pixels
+        assert a["psnr_hole_db"] <= a["psnr_db"]
+    assert report["not_available"]["bf16"].startswith("n/a: ")

@@ -11,7 +11,7 @@
   fresh subprocess (see its docstring for the method).
 * :func:`train_or_reuse`: a training run that resumes from its checkpoints and is reused once
   finished, with its wall-clock seconds (the quality benchmarks' runs).
-* :func:`machine_info`: torch version, threads, CPU model, whether it has native bf16
+* :func:`machine_info`: torch version, threads, CPU model and capability, whether it has native bf16
   (:func:`cpu_bf16_statement`), GPU, date.
 """
 
@@ -46,6 +46,7 @@ __all__ = [
     "inference_latency",
     "machine_info",
     "matmul_throughput",
+    "one_line_error",
     "peak_forward_rss",
     "time_fn",
     "train_or_reuse",
@@ -91,6 +92,12 @@ def time_fn(fn: Callable[[], Any], repeats: int, warmup: int = 1, device: torch.
         sync(device)
         timing.samples.append(time.perf_counter() - start)
     return timing
+
+
+def one_line_error(error: BaseException, limit: int = 200) -> str:
+    """``"<Type>: <first line>"`` of an exception, for a report cell that says why something did not run."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}{': ' + first[:limit] if first else ''}"
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -163,6 +170,7 @@ def machine_info() -> dict[str, Any]:
         "torch_num_threads": torch.get_num_threads(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to: AVX2, AVX512, ...
         "cpu_native_bf16": native_bf16_cpu(),
         "cpu_bf16": cpu_bf16_statement(),
         "python": platform.python_version(),
@@ -211,13 +219,13 @@ def inference_latency(
         model.to(memory_format=fmt)
         image = image.contiguous(memory_format=fmt)
         mask = mask.contiguous(memory_format=fmt)
-    fn = torch.compile(model.inpaint) if compile else model.inpaint
 
     def run():
         with torch.inference_mode(), autocast(device, autocast_dtype):
             fn(image, mask)
 
-    try:
+    try:  # a failing torch.compile must not leave the model channels_last either
+        fn = torch.compile(model.inpaint) if compile else model.inpaint
         return time_fn(run, repeats, warmup, device)
     finally:
         if channels_last:

@@ -138,7 +138,9 @@ def run_demo(
         ("demo_mask.png", mask * 255),
     ):
         path = out / name
-        atomic_write(path, lambda tmp, a=array: Image.fromarray(a).save(tmp, format="PNG"))
+        # zlib level 3, not Pillow's 6: the same pixels, ~8 % larger files, a fifth of a second
+        # less of the demo's start-to-end time (four PNGs of up to 2048x512)
+        atomic_write(path, lambda tmp, a=array: Image.fromarray(a).save(tmp, format="PNG", compress_level=3))
         files.append(path)
     return DemoResult(
         out_dir=out,
