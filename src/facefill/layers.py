@@ -164,7 +164,8 @@ class KnowledgeConsistentAttention(nn.Module):
             prev_valid = prev_valid.flatten(2).transpose(1, 2)  # (B, query, 1)
             lam = self.ratio.abs() + 1e-7
             # (prev * m + now * lam) / (m + lam), as one pass: now + m / (m + lam) * (prev - now).
-            scores = torch.lerp(scores, prev_scores, prev_valid / (prev_valid + lam))
+            weight = (prev_valid / (prev_valid + lam)).to(scores.dtype)  # autocast: bf16 scores
+            scores = torch.lerp(scores, prev_scores.to(scores.dtype), weight)
         attended = torch.bmm(scores, keys).view(b, h, w, c).permute(0, 3, 1, 2)
         out = self.combine(torch.cat([attended, x], dim=1))
         return out, (scores.transpose(1, 2).view(b, n, h, w), valid)
