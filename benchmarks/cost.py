@@ -33,8 +33,9 @@ A size that is not a multiple of a model's stride (64 for PConv ``paper``, strid
 replaced, for that model only, by the next multiple of its stride, and the report says so.
 
 Run it on a quiet machine: other processes on the cores skew every timing (the 1-minute load
-average at the start is recorded). Writes ``<out>/cost-<YYYY-MM-DD>.json`` and ``.md``
-(``cost-<date>-quick.*`` with ``--quick``).
+average at the start is recorded). Writes ``<out>/cost-<YYYY-MM-DD>.json`` and ``.md`` for the
+paper presets, ``cost-<date>-<preset>.*`` for another preset (``cost-<date>-quick.*`` with
+``--quick``), so a ``small`` report never replaces the paper one of the same day.
 """
 
 from __future__ import annotations
@@ -655,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": date,
         "command": bench.command_line(argv),
     }
-    stem = f"cost-{date}" + ("-quick" if args.quick else "")
+    # The paper presets' report is cost-<date>; another preset's is cost-<date>-<preset>.
+    stem = f"cost-{date}" + ("-quick" if args.quick else "" if args.preset == "paper" else f"-{args.preset}")
     json_path, md_path = bench.write_report(args.out, stem, result, markdown(result, args))
     log(f"wrote {json_path} and {md_path}")
     return 0

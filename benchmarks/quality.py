@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     text = "# Quality at equal budget: the study\n\n" + (study.render(rows) if rows else "No rows yet.\n")
     if rows:  # the quality-per-cost plots, one PNG per setting, from the stored rows only
-        cost = args.cost if args.cost is not None else study_plot.latest_cost_file(ROOT / "benchmarks/results")
+        presets = {r["preset"] for r in rows}  # the report of the rows' preset, when they share one
+        preset = presets.pop() if len(presets) == 1 else "paper"
+        cost = args.cost if args.cost is not None else study_plot.latest_cost_file(ROOT / "benchmarks/results", preset)
         text += "\n" + study_plot.render_plots(rows, args.out / "study-plots", cost, link="study-plots")
         print(study_plot.plot_status() or f"wrote {args.out / 'study-plots'} (latency from {cost})")
     md.write_text(text)

@@ -148,8 +148,8 @@ def test_a_row_without_test_sets_is_read_as_its_first_data_folder():
 
 # ---------------------------------------------------------------- quality-per-cost plot (facefill.study_plot)
 
-def _cost_report(preset="small", size=128, models=("apfi", "rfr")):
-    latency = {m: {f"cpu_latency_{size}_ms": 100.0 + i} for i, m in enumerate(models)}
+def _cost_report(preset="small", size=128, models=("apfi", "rfr"), key="cpu_fp32_latency_{size}_ms"):
+    latency = {m: {key.format(size=size): 100.0 + i} for i, m in enumerate(models)}
     return {"settings": {"preset": preset}, "models": latency}
 
 
@@ -181,6 +181,12 @@ def test_plot_points_one_per_row_and_test_set_off_commit_marked_and_missing_late
     assert cp.notes == [f"Left out of the latency panel ({why}): telea {study.MARK}."]
 
 
+def test_latency_is_read_from_the_fp32_column_and_from_reports_before_the_modes():
+    for key in ("cpu_fp32_latency_{size}_ms", "cpu_latency_{size}_ms"):
+        cp = study_plot.cost_points([_two()], _cost_report(key=key), "cost.json", gflops=_fixed_gflops)
+        assert [p.latency_ms for p in cp.points if p.label == "apfi"][0] == 100.0
+
+
 def test_a_cost_report_of_another_preset_gives_no_latency_and_says_so():
     cp = study_plot.cost_points([_two()], _cost_report(preset="paper"), "cost-2026-11-30.json", gflops=_fixed_gflops)
     assert all(p.latency_ms is None for p in cp.points)
@@ -197,9 +203,12 @@ def test_gflops_are_count_cost_at_the_rows_size_or_the_stored_figure_for_an_unre
 
 
 def test_the_latest_full_cost_report_is_read_never_a_quick_one(tmp_path):
-    for name in ("cost-2026-11-25.json", "cost-2026-11-30.json", "cost-2026-12-01-quick.json", "costs.json"):
+    for name in ("cost-2026-11-25.json", "cost-2026-11-30.json", "cost-2026-12-01-quick.json", "costs.json",
+                 "cost-2026-11-29-small.json", "cost-2026-12-01-small.json"):
         (tmp_path / name).write_text("{}")
-    assert study_plot.latest_cost_file(tmp_path).name == "cost-2026-11-30.json"
+    assert study_plot.latest_cost_file(tmp_path).name == "cost-2026-11-30.json"  # the paper presets'
+    assert study_plot.latest_cost_file(tmp_path, "small").name == "cost-2026-12-01-small.json"
+    assert study_plot.latest_cost_file(tmp_path, "tiny") is None
     assert study_plot.latest_cost_file(tmp_path / "none") is None
 
 

@@ -8,8 +8,9 @@ test set (data folder), one marker per folder, labelled with the model; a row fr
 commit than the setting's reference is labelled ``†``, as in the table.
 
 The latency comes from a cost report of ``benchmarks/cost.py`` (:func:`latest_cost_file`:
-the newest ``cost-<YYYY-MM-DD>.json``, never a ``-quick`` one): its fp32, batch-1
-``cpu_latency_<size>_ms``, only where the report measured the rows' preset at the rows' size.
+the newest ``cost-<YYYY-MM-DD>[-<preset>].json`` of the rows' preset, never a ``-quick`` one):
+its fp32, batch-1 ``cpu_fp32_latency_<size>_ms`` (``cpu_latency_<size>_ms`` in reports before
+2026-12-01), only where the report measured the rows' preset at the rows' size.
 A point without it is left out of that panel and the caption says which and why; nothing is
 estimated. Drawing needs matplotlib (``pip install "facefill[bench]"``); :func:`cost_points`,
 which decides what is plotted, does not.
@@ -36,7 +37,8 @@ __all__ = [
 
 #: The hole-ratio bin whose PSNR is plotted (the paper's middle bin).
 PLOT_BIN = "0.3-0.4"
-_COST_FILE = re.compile(r"cost-\d{4}-\d{2}-\d{2}\.json")
+# cost-<date>.json is a report of the paper presets, cost-<date>-<preset>.json of another preset.
+_COST_FILE = re.compile(r"cost-\d{4}-\d{2}-\d{2}(?:-(?P<preset>(?!quick)[a-z0-9_]+))?\.json")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
@@ -63,9 +65,14 @@ class CostPoints:
     latency_source: str = ""
 
 
-def latest_cost_file(folder: Path) -> Optional[Path]:
-    """The newest full cost report ``folder/cost-<YYYY-MM-DD>.json``; ``None`` if there is none."""
-    found = sorted(p for p in Path(folder).glob("cost-*.json") if _COST_FILE.fullmatch(p.name))
+def latest_cost_file(folder: Path, preset: str = "paper") -> Optional[Path]:
+    """The newest full cost report of ``preset`` in ``folder`` (``cost-<YYYY-MM-DD>.json`` for
+    the paper presets, ``cost-<YYYY-MM-DD>-<preset>.json`` otherwise, never a ``-quick`` one);
+    ``None`` if there is none."""
+    def of_preset(p: Path) -> bool:
+        m = _COST_FILE.fullmatch(p.name)
+        return m is not None and (m["preset"] or "paper") == preset
+    found = sorted(p for p in Path(folder).glob("cost-*.json") if of_preset(p))
     return found[-1] if found else None
 
 
@@ -91,7 +98,9 @@ def _latency(cost: Optional[Mapping[str, Any]], row: Mapping[str, Any]) -> tuple
     preset = cost.get("settings", {}).get("preset")
     if preset != row["preset"]:
         return None, f"it measured the {preset} preset"
-    value = cost.get("models", {}).get(row["model"], {}).get(f"cpu_latency_{row['size']}_ms")
+    measured = cost.get("models", {}).get(row["model"], {})
+    # cost.py names it per precision mode since 2026-12-01; the reports before, plain.
+    value = measured.get(f"cpu_fp32_latency_{row['size']}_ms", measured.get(f"cpu_latency_{row['size']}_ms"))
     return (None, f"it has no {row['size']} px latency for the model") if value is None else (float(value), "")
 
 
