@@ -149,6 +149,10 @@ CLI_CASES = [
         setup=lambda c: c.checkpoint(b"the other run"),
     ),
     CliCase(
+        "train-size-and-batch-beyond-any-memory", lambda c: c.train_args("data.size=2048", "train.batch_size=4096"),
+        r"data\.size=2048 with train\.batch_size=4096 does not fit in memory: .* GiB of activations per image",
+    ),
+    CliCase(
         "export-weights-of-an-unknown-model",
         lambda c: ["export", "--weights", str(c.tmp / "g.safetensors"), "--out", str(c.tmp / "g.onnx")],
         r"unknown model 'nosuch'",
@@ -233,6 +237,11 @@ API_CASES = [
     _config_case("train.seed=-1", r"train\.seed=-1 is not allowed: an integer from 0 to 2\*\*31 - 1"),
     _config_case("loss.adv=nan", r"loss\.adv=nan is not allowed: a finite weight >= 0"),
     _config_case("data.size=7", r"data\.size=7 is not allowed for apfi: a multiple of its stride \d+"),
+    _config_case("data.size=4096", r"data\.size=4096 is not allowed: at most 2048 pixels a side \(facefill\.limits\.MAX_SIZE\)"),
+    ApiCase("config-size-and-batch-beyond-any-memory", lambda c: c.trainer("data.size=2048", "train.batch_size=4096"),
+            ConfigError, r"data\.size=2048 with train\.batch_size=4096 does not fit in memory: the apfi \(small\) "
+            r"generator's training forward alone needs [\d.,]+ GiB of activations per image, [\d.,]+ GiB in all, more than the "
+            r"[\d.,]+ GiB of cpu memory here; (even one image does not fit: lower data\.size|lower train\.batch_size)"),
     _config_case("train.device=banana", r"train\.device: device 'banana' is not a torch device"),
     _config_case("train.device=cuda:99", r"train\.device.*(CUDA is not available|has \d+ CUDA devices)"),
     _config_case("train.device=meta", r"train\.device='meta' cannot train"),
@@ -289,6 +298,24 @@ def test_api_raises_a_typed_one_line_error_and_leaves_no_file(case, ctx):
     _one_line(str(raised.value))
     assert "weights_only" not in str(raised.value)  # never torch's advice to load unsafely
     assert _tree(ctx.tmp) == before
+
+
+def test_training_refuses_a_batch_beyond_memory_and_says_how_many_fit(ctx, monkeypatch):
+    """The bound is the generator's training-forward activations (facefill._memory) times the
+    batch against the device's memory, here made 2.5 images' worth: batch 4 refused, 2 accepted."""
+    import facefill._memory as memory
+
+    probe = ctx.trainer("train.batch_size=1")
+    per_image = memory.forward_peak_bytes(probe.g_raw, 32, grad=True, stride=probe.g_raw.stride)
+    monkeypatch.setattr(memory, "device_memory_bytes", lambda device: int(per_image * 2.5))
+    before = _tree(ctx.tmp)
+    with pytest.raises(ConfigError) as raised:
+        ctx.trainer("train.batch_size=4", "train.amp=fp32")
+    _one_line(str(raised.value))
+    assert re.search(r"^config key data\.size=32 with train\.batch_size=4 does not fit in memory: .*; lower "
+                     r"train\.batch_size \(at most 2 fits at this size\) or data\.size$", str(raised.value)), raised.value
+    assert _tree(ctx.tmp) == before
+    assert ctx.trainer("train.batch_size=2", "train.amp=fp32").cfg.train.batch_size == 2
 
 
 # --------------------------------------------------------------------------- faults during a run

@@ -293,8 +293,10 @@ def _bad(key: str, value: Any, allowed: str) -> ConfigError:
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """Refuse values no run can train with, each with the key, the value and what is allowed.
 
-    Checks ranges (learning rates, betas, counts, intervals); names (models, recipes, devices)
-    are checked by the trainer against what is registered and present. Returns ``cfg``.
+    Checks ranges (learning rates, betas, counts, intervals, ``data.size`` at most
+    :data:`facefill.limits.MAX_SIZE`); names (models, recipes, devices) are checked by the
+    trainer against what is registered and present, and whether ``data.size`` x
+    ``train.batch_size`` fits in memory once the generator is built. Returns ``cfg``.
 
     Raises:
         ConfigError: the first bad value found.
@@ -323,6 +325,13 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(getattr(cfg, section), key)
         if value < low:
             raise _bad(f"{section}.{key}", value, f"an integer >= {low}{notes.get(key, '')}")
+    from .limits import MAX_SIZE
+
+    if cfg.data.size > MAX_SIZE:
+        raise _bad(
+            "data.size", cfg.data.size,
+            f"at most {MAX_SIZE} pixels a side (facefill.limits.MAX_SIZE); larger sizes exhaust memory, train at a smaller size",
+        )
     for key in ("adv", "perceptual", "style", "l1"):
         value = getattr(cfg.loss, key)
         if value is not None and not (math.isfinite(value) and value >= 0):

@@ -360,6 +360,7 @@ class Trainer:
                 f"config key data.size={size} is not allowed for {m.generator}: a multiple of its stride {stride} "
                 f"(e.g. {-(-size // stride) * stride})"
             )
+        self._check_memory()
         self.d_raw = None
         if m.discriminator not in (None, "", "none"):
             self.d_raw = build(
@@ -371,6 +372,20 @@ class Trainer:
             for net in (self.g_raw, self.d_raw):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
+
+    def _check_memory(self) -> None:
+        """Refuse a ``data.size`` x ``train.batch_size`` whose generator activations alone cannot
+        fit in the device's memory (see :mod:`facefill._memory`: a lower bound of one step's need)."""
+        from ._memory import memory_shortfall
+
+        m = self.cfg.model
+        problem = memory_shortfall(
+            self.g_raw, self.cfg.data.size, self.cfg.train.batch_size, self.device, grad=True, dtype=self.amp_dtype,
+            what=f"the {m.generator} ({m.preset}) generator's training forward alone",
+            size_key="data.size", batch_key="train.batch_size",
+        )
+        if problem:
+            raise ConfigError(f"config key {problem}")
 
     def _build_losses(self) -> None:
         from .recipes import create_recipe
