@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facefill.config import load_config
-from facefill.errors import FacefillError, InputError
+from facefill.errors import ConfigError, FacefillError, InputError
 from facefill.losses_peers import PConvLoss
 from facefill.recipes import create_recipe, list_recipes
 from facefill.train import Trainer
@@ -79,7 +79,7 @@ def test_critic_and_recipe_must_agree(faces, tmp_path):
         Trainer(tiny(faces, *PCONV, "model.discriminator=patchgan"), tmp_path)
     with pytest.raises(InputError, match="trains against a critic; set model.discriminator"):
         Trainer(tiny(faces, "model.discriminator=none"), tmp_path)
-    with pytest.raises(FacefillError, match=r"loss.args repeats \['style'\]"):
+    with pytest.raises(ConfigError, match=r"config key loss\.args\.style is a setting of its own: set loss\.style instead"):
         Trainer(tiny(faces, *PCONV[:-1], "loss.args={style: 1.0}"), tmp_path)
 
 

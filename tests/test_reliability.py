@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from facefill import create_model
 from facefill.checkpoint import CheckpointError, load_weights, save_weights
-from facefill.config import load_config
+from facefill.config import check_config, load_config
 from facefill.errors import ConfigError, FacefillError
 from facefill.train import Trainer, TrainingError
 
@@ -149,6 +149,12 @@ CLI_CASES = [
         setup=lambda c: c.checkpoint(b"the other run"),
     ),
     CliCase(
+        "train-recipe-arg-out-of-range",
+        lambda c: c.train_args("model.generator=edgeconnect", "model.discriminator=edgeconnect_d",
+                               "loss.recipe=edgeconnect", "loss.args={mode: 7}"),
+        r"config key loss\.args\.mode=7 is not allowed: one of 1, 2, 3, 4",
+    ),
+    CliCase(
         "train-size-and-batch-beyond-any-memory", lambda c: c.train_args("data.size=2048", "train.batch_size=4096"),
         r"data\.size=2048 with train\.batch_size=4096 does not fit in memory: .* GiB of activations per image",
     ),
@@ -223,6 +229,15 @@ def _config_case(key_value: str, match: str) -> ApiCase:
     return ApiCase(f"config-{key_value}", lambda c: c.trainer(key_value), ConfigError, match)
 
 
+def _args_case(recipe: str, args: str, match: str) -> ApiCase:
+    """A recipe's ``loss.args`` refused by the config check itself, before a model is built."""
+    return ApiCase(
+        f"loss-args-{recipe}-{args}",
+        lambda c: check_config(load_config(None, c.overrides(f"loss.recipe={recipe}", f"loss.args={args}"))),
+        ConfigError, match,
+    )
+
+
 API_CASES = [
     _config_case("train.lr=-1", r"train\.lr=-1\.0 is not allowed: a finite number > 0"),
     _config_case("train.d_lr=nan", r"train\.d_lr=nan is not allowed"),
@@ -251,6 +266,29 @@ API_CASES = [
     _config_case("model.generator_args={bogus: 1}", r"model\.generator_args=\{'bogus': 1\}: unknown argument\(s\) bogus .*valid: width"),
     _config_case("model.generator_args={width: -3}", r"model\.generator_args=\{'width': -3\}"),
     _config_case("model.discriminator_args={nope: 1}", r"model\.discriminator_args=\{'nope': 1\}: unknown argument"),
+    _args_case("edgeconnect", "{mode: 7}", r"^config key loss\.args\.mode=7 is not allowed: one of 1, 2, 3, 4 \(1 edge model, "
+               r"2 inpainting model on ground-truth edges, 3 .*, 4 joint\)$"),
+    _args_case("edgeconnect", "{mode: true}", r"loss\.args\.mode=True is not allowed: one of 1, 2, 3, 4"),
+    _args_case("edgeconnect", "{mode: 2.5}", r"loss\.args\.mode=2\.5 is not allowed"),
+    _args_case("edgeconnect", "{fm: -1}", r"loss\.args\.fm=-1 is not allowed: a finite weight >= 0 \(0 switches the term off\)$"),
+    _args_case("lama", "{r1: .nan}", r"loss\.args\.r1=nan is not allowed: a finite coefficient >= 0"),
+    _args_case("lama", "{r1: 1e-3}", r"loss\.args\.r1='1e-3' is not allowed: .*YAML reads 1e-3 as text: write it with a decimal point"),
+    _args_case("lama", "{l1_hole: -0.5}", r"loss\.args\.l1_hole=-0\.5 is not allowed"),
+    _args_case("lama", "{perceptual_layers: [relu9_9]}",
+               r"loss\.args\.perceptual_layers=\['relu9_9'\] is not allowed: a VGG16 tap or a non-empty list of them, from relu1_2"),
+    _args_case("lama", "{perceptual_layers: []}", r"loss\.args\.perceptual_layers=\[\] is not allowed"),
+    _args_case("pconv", "{hole: .inf}", r"loss\.args\.hole=inf is not allowed: a finite weight >= 0"),
+    _args_case("pconv", "{tv: abc}", r"loss\.args\.tv='abc' is not allowed: a finite weight >= 0"),
+    _args_case("pconv", "{valid: true}", r"loss\.args\.valid=True is not allowed"),
+    _args_case("pconv", "{bogus: 1}", r"loss\.args\.bogus is not a setting of loss\.recipe=pconv; its loss\.args are valid, hole, tv, layers$"),
+    _args_case("deepfill", "{fm: 1}", r"loss\.args\.fm is not a setting of loss\.recipe=deepfill; it takes no loss\.args$"),
+    _args_case("apfi", "{critic_augment: 'translation,zoom'}",
+               r"loss\.args\.critic_augment='translation,zoom' is not allowed: a comma-separated list of DiffAugment policies "
+               r"from color, translation, cutout"),
+    _args_case("apfi", "{critic_augment: 3}", r"loss\.args\.critic_augment=3 is not allowed"),
+    _args_case("apfi", "{style_criterion: l2}", r"loss\.args\.style_criterion='l2' is not allowed: one of 'l1', 'mse'$"),
+    _args_case("apfi", "{adv: 0.1}", r"loss\.args\.adv is a setting of its own: set loss\.adv instead$"),
+    _args_case("nosuch", "{}", r"loss\.recipe='nosuch' is not a recipe; available: apfi, deepfill, edgeconnect, lama, pconv$"),
     ApiCase("config-png", lambda c: load_config(c.faces / "f00.png"), ConfigError, r"is not a text \(UTF-8 YAML\) file"),
     ApiCase("config-folder", lambda c: load_config(c.faces), ConfigError, r"config file .* is a folder; give a YAML file"),
     ApiCase("out-is-a-file", lambda c: c.trainer(), FacefillError, r"is an existing file, not a folder",

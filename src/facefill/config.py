@@ -294,9 +294,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     """Refuse values no run can train with, each with the key, the value and what is allowed.
 
     Checks ranges (learning rates, betas, counts, intervals, ``data.size`` at most
-    :data:`facefill.limits.MAX_SIZE`); names (models, recipes, devices) are checked by the
-    trainer against what is registered and present, and whether ``data.size`` x
-    ``train.batch_size`` fits in memory once the generator is built. Returns ``cfg``.
+    :data:`facefill.limits.MAX_SIZE`), the recipe's name and every ``loss.args`` key and value
+    against what the recipe takes (:func:`facefill.recipes.check_loss_args`); model names and
+    devices are checked by the trainer against what is registered and present, and whether
+    ``data.size`` x ``train.batch_size`` fits in memory once the generator is built. Returns ``cfg``.
 
     Raises:
         ConfigError: the first bad value found.
@@ -340,6 +341,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(getattr(cfg, section), key)
         if not 0 <= value < 2**31:
             raise _bad(f"{section}.{key}", value, "an integer from 0 to 2**31 - 1")
+    from .recipes import check_loss_args  # imports torch: only here, not for the CLI's start-up
+
+    common = {f.name for f in dataclasses.fields(LossSection)} - {"args", "recipe"}
+    check_loss_args(cfg.loss.recipe, cfg.loss.args, common)
     return cfg
 
 

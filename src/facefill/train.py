@@ -399,10 +399,8 @@ class Trainer:
                 return VGG16Features.random(seed=0).set_input_convention(lc.vgg_input).to(self.device)
             return VGG16Features.from_pretrained(lc.vgg_weights).set_input_convention(lc.vgg_input).to(self.device)
 
+        # loss.args holds no common key and only what the recipe takes (check_config said so).
         common = {k: getattr(lc, k) for k in ("adv", "perceptual", "style", "l1", "adv_kind", "resize")}
-        clash = sorted(set(common) & set(lc.args))
-        if clash:
-            raise FacefillError(f"loss.args repeats {clash}; set them as loss.<name> instead")
         self.recipe = create_recipe(lc.recipe, {**common, **lc.args}, load_vgg).to(self.device)
         self.recipe.check_models(self.g_raw, self.d_raw)
         if self.cfg.train.critic_start > 0 and self.d_raw is not None and not self.recipe.critic_free_phase:
