@@ -708,6 +708,13 @@ class Trainer:
         self._val_out = (image, mask, out)
         return {"psnr": float(psnr(out, image).mean()), "ssim": float(ssim(out, image).mean())}
 
+    def _log_val_images(self) -> None:
+        """The last validation's first images to TensorBoard (rank 0): masked input, output, truth."""
+        if self.rank != 0 or getattr(self, "_val_out", None) is None:
+            return
+        image, mask, out = self._val_out
+        self.writer.add_image("val/masked|output|truth", image_grid(image * (1 - mask), out, image), self.step)
+
     def _log(self, values: dict[str, float], prefix: str) -> None:
         if self.rank != 0:
             return
@@ -765,6 +772,7 @@ class Trainer:
                     self.writer.add_image("train/input|mask|output|truth", grid, self.step)
                 if t.val_every and self.step % t.val_every == 0:
                     self._log(self.validate(), "val")
+                    self._log_val_images()
                 if _every(t.save_every, self.step, self.total_steps):
                     self.save()
         finally:
