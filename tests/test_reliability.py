@@ -11,6 +11,7 @@ at the end.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -209,8 +210,29 @@ def test_cli_train_into_a_read_only_folder(ctx):
     with read_only(ctx.tmp / "ro") as folder:
         before = _tree(ctx.tmp)
         line = _error_line(_cli(ctx.train_args("train.iterations=1", out=folder / "run"), cwd=ctx.tmp))
-        assert re.search(r"ro is not writable \(read-only or no permission\); give a writable folder", line), line
+        assert re.search(r"ro/run: .*ro: (permission denied; choose a path you may use or change its permissions|"
+                         r"read-only file system; choose a folder you can write to)$", line), line
         assert _tree(ctx.tmp) == before
+
+
+@pytest.mark.parametrize("where", ["_build_data", "_prepare_out"])  # building the run, and fit
+def test_train_words_an_os_error_as_every_other_command_does(ctx, monkeypatch, where):
+    """One wording per fault: ``train`` says what the error boundary of every command says
+    (facefill.errors.describe_os_error), whether the error comes while the run is built or in fit."""
+    from typer.testing import CliRunner
+
+    from facefill.cli import app
+    from facefill.errors import describe_os_error
+
+    error = OSError(errno.ENOSPC, "No space left on device", str(ctx.tmp / "disk" / "file"))
+
+    def fault(self, *args):
+        raise error
+
+    monkeypatch.setattr(Trainer, where, fault)
+    result = CliRunner().invoke(app, ctx.train_args("train.iterations=1"))
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines() == [f"error: {describe_os_error(error)}"], result.output
 
 
 # --------------------------------------------------------------------------- the API
@@ -438,5 +460,6 @@ def test_a_folder_made_read_only_after_construction_fails_fit_in_one_line(ctx):
             trainer.fit()
         assert _tree(ctx.tmp) == before
     _one_line(str(raised.value))
-    assert re.search(r"ro/config\.yaml: (Permission denied|Operation not permitted|Read-only file system); "
-                     r"check that .*ro is a writable folder with free space$", str(raised.value)), raised.value
+    assert re.search(r"ro/config\.yaml: (permission denied; choose a path you may use or change its permissions|"
+                     r"operation not permitted; .*|read-only file system; choose a folder you can write to)$",
+                     str(raised.value)), raised.value

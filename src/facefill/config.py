@@ -19,7 +19,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .augment import Augment
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, os_reason
 
 __all__ = [
     "TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_from_dict", "check_config",
@@ -366,7 +366,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not a text (UTF-8 YAML) file; give a YAML config such as configs/apfi_faces_cpu.yaml") from None
         except OSError as e:
-            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+            raise ConfigError(f"cannot read config file {path}: {os_reason(e)}") from None
         except yaml.YAMLError as e:
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)

@@ -14,6 +14,7 @@ curve (bit for bit on CPU).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, check_config, config_to_dict
 from ._device import autocast, precision_name, resolve_device, resolve_precision
 from ._inference import run_generator
-from .errors import ConfigError, FacefillError, InputError
+from .errors import ConfigError, FacefillError, InputError, describe_os_error
 from .metrics import psnr, ssim
 
 __all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs", "lr_shape", "ema_with_warmup"]
@@ -311,8 +312,9 @@ class Trainer:
         existing = next(p for p in (self.out, *self.out.absolute().parents) if p.exists())
         if not existing.is_dir():
             raise FacefillError(f"--out {self.out}: {existing} is a file, not a folder; give a folder for the run")
-        if self.rank == 0 and not os.access(existing, os.W_OK | os.X_OK):
-            raise FacefillError(f"--out {self.out}: {existing} is not writable (read-only or no permission); give a writable folder")
+        if self.rank == 0 and not os.access(existing, os.W_OK | os.X_OK):  # worded as the error a write would raise
+            code = errno.EROFS if os.statvfs(existing).f_flag & os.ST_RDONLY else errno.EACCES
+            raise FacefillError(f"--out {self.out}: {describe_os_error(OSError(code, os.strerror(code), str(existing)))}")
         if resume and overwrite:
             raise FacefillError("--resume continues the run in --out and --overwrite deletes it; give one of them")
         if resume:
@@ -730,12 +732,9 @@ class Trainer:
         with _sigterm_as_interrupt():
             try:
                 return self._fit(tqdm)
-            except OSError as e:  # log, events, config, data: one line naming the file
-                where = f"{e.filename}: " if e.filename else ""
-                raise TrainingError(
-                    f"{where}{e.strerror or e}; check that {self.out} is a writable folder with free space"
-                    + (", then continue with --resume" if ckpt.latest_checkpoint(self.out / "checkpoints") else "")
-                ) from e
+            except OSError as e:  # log, events, config, data: the boundary's wording, and how to go on
+                resume = ckpt.latest_checkpoint(self.out / "checkpoints") is not None
+                raise TrainingError(describe_os_error(e) + (", then continue with --resume" if resume else "")) from e
 
     def _fit(self, tqdm) -> dict[str, float]:
         t = self.cfg.train
