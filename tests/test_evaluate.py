@@ -203,6 +203,27 @@ def test_image_size_must_fit_the_stride(tmp_path, setup):
     assert evaluate(setup["weights"], data, setup["masks"], size=32, bins="0.1-0.2")["size"] == 32
 
 
+def test_a_size_and_batch_beyond_memory_are_refused_before_anything_runs(tmp_path, setup, monkeypatch):
+    """The activation estimate (facefill._memory) against the device's memory, here made 2.5
+    images' worth: a batch of 3 is refused, saying 2 fit; a batch of 2 runs."""
+    import facefill._memory as memory
+
+    model = create_model("apfi", "small", **TINY)
+    per_image = memory.forward_peak_bytes(model, SIZE, grad=False, stride=model.stride)
+    monkeypatch.setattr(memory, "device_memory_bytes", lambda device: int(per_image * 2.5))
+    out = tmp_path / "out"
+    with pytest.raises(EvaluationError, match=(
+        r"^--size=32 with --batch-size=3 does not fit in memory: apfi's forward needs [\d.]+ GiB of activations "
+        r"per image, [\d.]+ GiB in all, more than the [\d.]+ GiB of cpu memory here; lower --batch-size "
+        r"\(at most 2 fits at this size\) or --size$"
+    )):
+        evaluate(setup["weights"], setup["data"], setup["masks"], out, batch_size=8, device="cpu", precision="fp32")
+    assert not out.exists()
+    result = evaluate(setup["weights"], setup["data"], setup["masks"], batch_size=2, bins="0.1-0.2", device="cpu",
+                      precision="fp32")
+    assert result["batch_size"] == 2
+
+
 def test_generator_output_is_checked(setup):
     with pytest.raises(EvaluationError, match="NaN"):
         evaluate(lambda image, mask: image * float("nan"), setup["data"], setup["masks"])

@@ -11,6 +11,7 @@ at the end.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from safetensors.torch import save_file
 
 from facefill import create_model
 from facefill.checkpoint import CheckpointError, load_weights, save_weights
-from facefill.config import load_config
+from facefill.config import check_config, load_config
 from facefill.errors import ConfigError, FacefillError
 from facefill.train import Trainer, TrainingError
 
@@ -149,6 +150,16 @@ CLI_CASES = [
         setup=lambda c: c.checkpoint(b"the other run"),
     ),
     CliCase(
+        "train-recipe-arg-out-of-range",
+        lambda c: c.train_args("model.generator=edgeconnect", "model.discriminator=edgeconnect_d",
+                               "loss.recipe=edgeconnect", "loss.args={mode: 7}"),
+        r"config key loss\.args\.mode=7 is not allowed: one of 1, 2, 3, 4",
+    ),
+    CliCase(
+        "train-size-and-batch-beyond-any-memory", lambda c: c.train_args("data.size=2048", "train.batch_size=4096"),
+        r"data\.size=2048 with train\.batch_size=4096 does not fit in memory: .* GiB of activations per image",
+    ),
+    CliCase(
         "export-weights-of-an-unknown-model",
         lambda c: ["export", "--weights", str(c.tmp / "g.safetensors"), "--out", str(c.tmp / "g.onnx")],
         r"unknown model 'nosuch'",
@@ -199,8 +210,29 @@ def test_cli_train_into_a_read_only_folder(ctx):
     with read_only(ctx.tmp / "ro") as folder:
         before = _tree(ctx.tmp)
         line = _error_line(_cli(ctx.train_args("train.iterations=1", out=folder / "run"), cwd=ctx.tmp))
-        assert re.search(r"ro is not writable \(read-only or no permission\); give a writable folder", line), line
+        assert re.search(r"ro/run: .*ro: (permission denied; choose a path you may use or change its permissions|"
+                         r"read-only file system; choose a folder you can write to)$", line), line
         assert _tree(ctx.tmp) == before
+
+
+@pytest.mark.parametrize("where", ["_build_data", "_prepare_out"])  # building the run, and fit
+def test_train_words_an_os_error_as_every_other_command_does(ctx, monkeypatch, where):
+    """One wording per fault: ``train`` says what the error boundary of every command says
+    (facefill.errors.describe_os_error), whether the error comes while the run is built or in fit."""
+    from typer.testing import CliRunner
+
+    from facefill.cli import app
+    from facefill.errors import describe_os_error
+
+    error = OSError(errno.ENOSPC, "No space left on device", str(ctx.tmp / "disk" / "file"))
+
+    def fault(self, *args):
+        raise error
+
+    monkeypatch.setattr(Trainer, where, fault)
+    result = CliRunner().invoke(app, ctx.train_args("train.iterations=1"))
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines() == [f"error: {describe_os_error(error)}"], result.output
 
 
 # --------------------------------------------------------------------------- the API
@@ -219,6 +251,15 @@ def _config_case(key_value: str, match: str) -> ApiCase:
     return ApiCase(f"config-{key_value}", lambda c: c.trainer(key_value), ConfigError, match)
 
 
+def _args_case(recipe: str, args: str, match: str) -> ApiCase:
+    """A recipe's ``loss.args`` refused by the config check itself, before a model is built."""
+    return ApiCase(
+        f"loss-args-{recipe}-{args}",
+        lambda c: check_config(load_config(None, c.overrides(f"loss.recipe={recipe}", f"loss.args={args}"))),
+        ConfigError, match,
+    )
+
+
 API_CASES = [
     _config_case("train.lr=-1", r"train\.lr=-1\.0 is not allowed: a finite number > 0"),
     _config_case("train.d_lr=nan", r"train\.d_lr=nan is not allowed"),
@@ -233,6 +274,11 @@ API_CASES = [
     _config_case("train.seed=-1", r"train\.seed=-1 is not allowed: an integer from 0 to 2\*\*31 - 1"),
     _config_case("loss.adv=nan", r"loss\.adv=nan is not allowed: a finite weight >= 0"),
     _config_case("data.size=7", r"data\.size=7 is not allowed for apfi: a multiple of its stride \d+"),
+    _config_case("data.size=4096", r"data\.size=4096 is not allowed: at most 2048 pixels a side \(facefill\.limits\.MAX_SIZE\)"),
+    ApiCase("config-size-and-batch-beyond-any-memory", lambda c: c.trainer("data.size=2048", "train.batch_size=4096"),
+            ConfigError, r"data\.size=2048 with train\.batch_size=4096 does not fit in memory: the apfi \(small\) "
+            r"generator's training forward alone needs [\d.,]+ GiB of activations per image, [\d.,]+ GiB in all, more than the "
+            r"[\d.,]+ GiB of cpu memory here; (even one image does not fit: lower data\.size|lower train\.batch_size)"),
     _config_case("train.device=banana", r"train\.device: device 'banana' is not a torch device"),
     _config_case("train.device=cuda:99", r"train\.device.*(CUDA is not available|has \d+ CUDA devices)"),
     _config_case("train.device=meta", r"train\.device='meta' cannot train"),
@@ -242,6 +288,29 @@ API_CASES = [
     _config_case("model.generator_args={bogus: 1}", r"model\.generator_args=\{'bogus': 1\}: unknown argument\(s\) bogus .*valid: width"),
     _config_case("model.generator_args={width: -3}", r"model\.generator_args=\{'width': -3\}"),
     _config_case("model.discriminator_args={nope: 1}", r"model\.discriminator_args=\{'nope': 1\}: unknown argument"),
+    _args_case("edgeconnect", "{mode: 7}", r"^config key loss\.args\.mode=7 is not allowed: one of 1, 2, 3, 4 \(1 edge model, "
+               r"2 inpainting model on ground-truth edges, 3 .*, 4 joint\)$"),
+    _args_case("edgeconnect", "{mode: true}", r"loss\.args\.mode=True is not allowed: one of 1, 2, 3, 4"),
+    _args_case("edgeconnect", "{mode: 2.5}", r"loss\.args\.mode=2\.5 is not allowed"),
+    _args_case("edgeconnect", "{fm: -1}", r"loss\.args\.fm=-1 is not allowed: a finite weight >= 0 \(0 switches the term off\)$"),
+    _args_case("lama", "{r1: .nan}", r"loss\.args\.r1=nan is not allowed: a finite coefficient >= 0"),
+    _args_case("lama", "{r1: 1e-3}", r"loss\.args\.r1='1e-3' is not allowed: .*YAML reads 1e-3 as text: write it with a decimal point"),
+    _args_case("lama", "{l1_hole: -0.5}", r"loss\.args\.l1_hole=-0\.5 is not allowed"),
+    _args_case("lama", "{perceptual_layers: [relu9_9]}",
+               r"loss\.args\.perceptual_layers=\['relu9_9'\] is not allowed: a VGG16 tap or a non-empty list of them, from relu1_2"),
+    _args_case("lama", "{perceptual_layers: []}", r"loss\.args\.perceptual_layers=\[\] is not allowed"),
+    _args_case("pconv", "{hole: .inf}", r"loss\.args\.hole=inf is not allowed: a finite weight >= 0"),
+    _args_case("pconv", "{tv: abc}", r"loss\.args\.tv='abc' is not allowed: a finite weight >= 0"),
+    _args_case("pconv", "{valid: true}", r"loss\.args\.valid=True is not allowed"),
+    _args_case("pconv", "{bogus: 1}", r"loss\.args\.bogus is not a setting of loss\.recipe=pconv; its loss\.args are valid, hole, tv, layers$"),
+    _args_case("deepfill", "{fm: 1}", r"loss\.args\.fm is not a setting of loss\.recipe=deepfill; it takes no loss\.args$"),
+    _args_case("apfi", "{critic_augment: 'translation,zoom'}",
+               r"loss\.args\.critic_augment='translation,zoom' is not allowed: a comma-separated list of DiffAugment policies "
+               r"from color, translation, cutout"),
+    _args_case("apfi", "{critic_augment: 3}", r"loss\.args\.critic_augment=3 is not allowed"),
+    _args_case("apfi", "{style_criterion: l2}", r"loss\.args\.style_criterion='l2' is not allowed: one of 'l1', 'mse'$"),
+    _args_case("apfi", "{adv: 0.1}", r"loss\.args\.adv is a setting of its own: set loss\.adv instead$"),
+    _args_case("nosuch", "{}", r"loss\.recipe='nosuch' is not a recipe; available: apfi, deepfill, edgeconnect, lama, pconv$"),
     ApiCase("config-png", lambda c: load_config(c.faces / "f00.png"), ConfigError, r"is not a text \(UTF-8 YAML\) file"),
     ApiCase("config-folder", lambda c: load_config(c.faces), ConfigError, r"config file .* is a folder; give a YAML file"),
     ApiCase("out-is-a-file", lambda c: c.trainer(), FacefillError, r"is an existing file, not a folder",
@@ -289,6 +358,24 @@ def test_api_raises_a_typed_one_line_error_and_leaves_no_file(case, ctx):
     _one_line(str(raised.value))
     assert "weights_only" not in str(raised.value)  # never torch's advice to load unsafely
     assert _tree(ctx.tmp) == before
+
+
+def test_training_refuses_a_batch_beyond_memory_and_says_how_many_fit(ctx, monkeypatch):
+    """The bound is the generator's training-forward activations (facefill._memory) times the
+    batch against the device's memory, here made 2.5 images' worth: batch 4 refused, 2 accepted."""
+    import facefill._memory as memory
+
+    probe = ctx.trainer("train.batch_size=1")
+    per_image = memory.forward_peak_bytes(probe.g_raw, 32, grad=True, stride=probe.g_raw.stride)
+    monkeypatch.setattr(memory, "device_memory_bytes", lambda device: int(per_image * 2.5))
+    before = _tree(ctx.tmp)
+    with pytest.raises(ConfigError) as raised:
+        ctx.trainer("train.batch_size=4", "train.amp=fp32")
+    _one_line(str(raised.value))
+    assert re.search(r"^config key data\.size=32 with train\.batch_size=4 does not fit in memory: .*; lower "
+                     r"train\.batch_size \(at most 2 fits at this size\) or data\.size$", str(raised.value)), raised.value
+    assert _tree(ctx.tmp) == before
+    assert ctx.trainer("train.batch_size=2", "train.amp=fp32").cfg.train.batch_size == 2
 
 
 # --------------------------------------------------------------------------- faults during a run
@@ -373,5 +460,6 @@ def test_a_folder_made_read_only_after_construction_fails_fit_in_one_line(ctx):
             trainer.fit()
         assert _tree(ctx.tmp) == before
     _one_line(str(raised.value))
-    assert re.search(r"ro/config\.yaml: (Permission denied|Operation not permitted|Read-only file system); "
-                     r"check that .*ro is a writable folder with free space$", str(raised.value)), raised.value
+    assert re.search(r"ro/config\.yaml: (permission denied; choose a path you may use or change its permissions|"
+                     r"operation not permitted; .*|read-only file system; choose a folder you can write to)$",
+                     str(raised.value)), raised.value

@@ -63,8 +63,12 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     hole[20:40, 20:40] = 255
     Image.fromarray(hole).save(mask)
     generate_binned_masks(root / "masks", 64, 1, 0, "0.1-0.2")
+    aligned = root / "celeba" / "img_align_celeba"  # CelebA's aligned layout, two images
+    aligned.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (218, 178, 3), dtype=np.uint8)).save(aligned / f"00000{i + 1}.jpg")
     return {"w": Path(weights), "card": Path(weights).with_suffix(".json"), "img": data / "f0.png",
-            "mask": mask, "data": data, "masks": root / "masks", "root": root}
+            "mask": mask, "data": data, "masks": root / "masks", "root": root, "celeba": root / "celeba"}
 
 
 def _state(*folders: Path) -> dict[str, str]:
@@ -97,6 +101,8 @@ CASES = [
                                 "--samples", "0"], "read-only file system", "ro"),
     ("evaluate-out-is-a-file", ["evaluate", "-w", "{w}", "-d", "{data}", "-m", "{masks}", "-o", "{img}/ev",
                                 "--samples", "0"], "f0.png", None),
+    ("train-read-only-out", ["train", "--out", "{ro}/run", "--set", "data.root={data}", "--set", "train.device=cpu"],
+     "read-only file system; choose a folder you can write to", "ro"),
     ("masks-read-only-out", ["masks", "generate", "--out", "{ro}/m", "--per-bin", "2", "--size", "64"],
      "cannot write in", "ro"),
     ("masks-disk-full", ["masks", "generate", "--out", "{full}/m", "--per-bin", "200", "--size", "128"],
@@ -116,6 +122,9 @@ CASES = [
     ("serve-max-file-size-unreadable", ["serve", "-w", "{w}", "--max-file-size", "lots"], "--max-file-size", None),
     ("serve-missing-weights", ["serve", "-w", "{tmp}/none.safetensors"], "does not exist", None),
     ("info-unknown-model", ["info", "nosuch"], "unknown model 'nosuch'", None),
+    ("prepare-celeba-read-only-out", ["prepare-celeba", "--src", "{celeba}", "--out", "{ro}/celeba", "--size", "32",
+                                      "--test-count", "1", "--workers", "1"],
+     "read-only file system; choose a folder you can write to", "ro"),
     ("prepare-celeba-missing-source", ["prepare-celeba", "--src", "{tmp}/none", "--out", "{tmp}/celeba"], "none", None),
 ]
 

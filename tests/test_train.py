@@ -145,7 +145,8 @@ def test_thirty_steps_lower_the_loss(faces, tmp_path):
 def test_validation_logs_psnr_ssim_and_images(faces, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    Trainer(tiny(faces, "train.iterations=3", "train.image_every=1"), tmp_path).fit()
+    trainer = Trainer(tiny(faces, "train.iterations=3", "train.image_every=1"), tmp_path)
+    trainer.fit()
     val = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines() if '"val"' in r]
     assert val and 0 < val[0]["ssim"] <= 1 and val[0]["psnr"] > 5
     (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
@@ -158,6 +159,16 @@ def test_validation_logs_psnr_ssim_and_images(faces, tmp_path):
     assert [e.step for e in images] == [1, 2, 3]
     grid = Image.open(io.BytesIO(images[-1].encoded_image_string))
     assert grid.width > 3 * 32 and grid.height >= 32  # the four panels of a 32 px batch
+    # The validation images, at each validation: a row per image (the 2 of test.txt), columns
+    # masked input | output | truth, each the validation batch's own pixels (8-bit PNG).
+    shown = acc.Images("val/masked|output|truth")
+    assert [e.step for e in shown] == [r["step"] for r in val]
+    grid = torch.from_numpy(np.array(Image.open(io.BytesIO(shown[-1].encoded_image_string)).convert("RGB")))
+    image, mask, out = trainer._val_out
+    assert len(image) == 2 and tuple(grid.shape) == (2 * 32, 3 * 32, 3)
+    for col, want in enumerate((image * (1 - mask), out, image)):
+        rows = torch.cat(list(want.expand(-1, 3, -1, -1)), dim=1).permute(1, 2, 0)
+        torch.testing.assert_close(grid[:, 32 * col : 32 * (col + 1)].float() / 255, rows, atol=1 / 255 + 1e-6, rtol=0)
 
 
 def test_several_roots_with_holdout_and_augmentation(faces, tmp_path):

@@ -27,7 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .errors import FacefillError
+from .errors import FacefillError, os_reason
 
 __all__ = [
     "CheckpointError",
@@ -163,7 +163,7 @@ def _card_sha256(card_path: Path) -> str:
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise CheckpointError(f"cannot read the weights card {card_path}: {e.strerror or e}; {advice}") from None
+        raise CheckpointError(f"cannot read the weights card {card_path}: {os_reason(e)}; {advice}") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
         raise CheckpointError(f"the weights card {card_path} is not valid JSON ({str(e).splitlines()[0]}); {advice}") from None
     sha = card.get("sha256") if isinstance(card, dict) else None

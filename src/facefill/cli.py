@@ -213,12 +213,10 @@ def train_cmd(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     trainer = None
-    try:  # facefill's own errors: the error boundary every command runs in
+    try:  # facefill's own errors and OS errors: the error boundary every command runs in
         cfg = load_config(config, overrides)
         trainer = Trainer(cfg, out, resume=resume, overwrite=overwrite)
         trainer.fit()
-    except OSError as e:  # what the trainer does not name itself: the message and the file
-        fail(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}")
     except KeyboardInterrupt:  # SIGINT, and SIGTERM during fit
         at = f" at step {trainer.step}" if trainer is not None else ""
         fail(f"interrupted{at}; continue with --resume")

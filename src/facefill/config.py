@@ -19,7 +19,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .augment import Augment
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, os_reason
 
 __all__ = [
     "TrainConfig", "load_config", "apply_overrides", "config_to_dict", "config_from_dict", "check_config",
@@ -293,8 +293,11 @@ def _bad(key: str, value: Any, allowed: str) -> ConfigError:
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """Refuse values no run can train with, each with the key, the value and what is allowed.
 
-    Checks ranges (learning rates, betas, counts, intervals); names (models, recipes, devices)
-    are checked by the trainer against what is registered and present. Returns ``cfg``.
+    Checks ranges (learning rates, betas, counts, intervals, ``data.size`` at most
+    :data:`facefill.limits.MAX_SIZE`), the recipe's name and every ``loss.args`` key and value
+    against what the recipe takes (:func:`facefill.recipes.check_loss_args`); model names and
+    devices are checked by the trainer against what is registered and present, and whether
+    ``data.size`` x ``train.batch_size`` fits in memory once the generator is built. Returns ``cfg``.
 
     Raises:
         ConfigError: the first bad value found.
@@ -323,6 +326,13 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(getattr(cfg, section), key)
         if value < low:
             raise _bad(f"{section}.{key}", value, f"an integer >= {low}{notes.get(key, '')}")
+    from .limits import MAX_SIZE
+
+    if cfg.data.size > MAX_SIZE:
+        raise _bad(
+            "data.size", cfg.data.size,
+            f"at most {MAX_SIZE} pixels a side (facefill.limits.MAX_SIZE); larger sizes exhaust memory, train at a smaller size",
+        )
     for key in ("adv", "perceptual", "style", "l1"):
         value = getattr(cfg.loss, key)
         if value is not None and not (math.isfinite(value) and value >= 0):
@@ -331,6 +341,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(getattr(cfg, section), key)
         if not 0 <= value < 2**31:
             raise _bad(f"{section}.{key}", value, "an integer from 0 to 2**31 - 1")
+    from .recipes import check_loss_args  # imports torch: only here, not for the CLI's start-up
+
+    common = {f.name for f in dataclasses.fields(LossSection)} - {"args", "recipe"}
+    check_loss_args(cfg.loss.recipe, cfg.loss.args, common)
     return cfg
 
 
@@ -352,7 +366,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not a text (UTF-8 YAML) file; give a YAML config such as configs/apfi_faces_cpu.yaml") from None
         except OSError as e:
-            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+            raise ConfigError(f"cannot read config file {path}: {os_reason(e)}") from None
         except yaml.YAMLError as e:
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)

@@ -7,15 +7,14 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from . import data as _data
-from .errors import FacefillError
+from ._console import error_boundary
 
 _out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 
 
+@error_boundary  # also where a test registers the function by itself
 def prepare_celeba(
     src: Path = typer.Option(
         ..., "--src", help="CelebA folder holding img_celeba/ + list_bbox_celeba.txt, or img_align_celeba/"
@@ -33,12 +32,8 @@ def prepare_celeba(
     overwrite: bool = typer.Option(False, "--overwrite", help="write into a non-empty or differently prepared folder"),
 ) -> None:
     """Crop and resize CelebA into a dataset folder with train.txt, test.txt and prepare.json."""
-    try:
-        result = _data.prepare_celeba(
-            src, out, size=size, test_count=test_count, seed=seed, workers=workers, layout=layout,
-            box_scale=box_scale, image_format=image_format, overwrite=overwrite, progress=True,
-        )
-    except (FacefillError, OSError) as e:
-        _err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
+    result = _data.prepare_celeba(
+        src, out, size=size, test_count=test_count, seed=seed, workers=workers, layout=layout,
+        box_scale=box_scale, image_format=image_format, overwrite=overwrite, progress=True,
+    )
     _out.print(result.summary(), soft_wrap=True)

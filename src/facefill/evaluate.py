@@ -412,6 +412,21 @@ def _call(
     return torch.where(mask > 0.5, out.to(image.dtype), image)
 
 
+def _check_memory(
+    module: nn.Module, name: str, side: int, batch: int, cycles: list, dev: torch.device, dtype: Optional[torch.dtype]
+) -> None:
+    """Refuse a size and batch whose activations cannot fit in ``dev``'s memory (:mod:`facefill._memory`)."""
+    from ._memory import memory_shortfall
+
+    most = max((c for c in cycles if c is not None), default=None)
+    problem = memory_shortfall(
+        module, side, batch, dev, grad=False, dtype=dtype, what=f"{name}'s forward", size_key="--size",
+        batch_key="--batch-size", kwargs=None if most is None else {"cycles": most},
+    )
+    if problem:
+        raise EvaluationError(problem)
+
+
 def evaluate(
     generator: Union[Generator, PathLike],
     data_root: PathLike,
@@ -510,16 +525,18 @@ def evaluate(
             f"image size {side} is not a multiple of {stride}, the stride of {model_info['name']}; "
             f"evaluate at size {fit} (--size {fit}) or resize the images"
         )
+    n = len(dataset)
+    module = generator if isinstance(generator, nn.Module) else None
+    if module is not None:
+        _check_memory(module, model_info["name"], side, min(batch_size, n), cycle_list, dev, dtype)
     extra = _Optional(lpips, fid, dev, identity)
     notes.extend(extra.skipped.values())
 
-    n = len(dataset)
     pairs = {b: pair_masks(n, len(files)) for b, files in masks_by_bin.items()}
     keys = [(c, b) for c in cycle_list for b in masks_by_bin]
     values: dict[tuple, dict[str, list[float]]] = {k: {m: [] for m in _PER_IMAGE} for k in keys}
     samples: dict[tuple, list[torch.Tensor]] = {k: [] for k in keys}
 
-    module = generator if isinstance(generator, nn.Module) else None
     was_training = module.training if module is not None else False
     if module is not None:
         prepare_model(module.to(dev).eval(), dtype)

@@ -22,10 +22,10 @@ import typer
 from PIL import Image
 from rich.markup import escape
 
-from ._console import console, fail, os_reason, precision_option
+from ._console import console, fail, precision_option
 from .checkpoint import atomic_write
 from .data import IMAGE_EXTENSIONS
-from .errors import FacefillError
+from .errors import FacefillError, os_reason
 
 __all__ = ["inpaint_cmd"]
 
@@ -43,7 +43,7 @@ def _images_in(folder: Path) -> list[Path]:
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _INPUT_EXTENSIONS
         )
     except OSError as e:
-        fail(f"cannot list {folder}: {e.strerror or e}")
+        fail(f"cannot list {folder}: {os_reason(e)}")
 
 
 def _by_stem(paths: list[Path]) -> tuple[dict[str, Path], list[Path]]:
@@ -242,7 +242,7 @@ def inpaint_cmd(
                     files.append((_compare(src, hole, result), target.with_name(f"{target.stem}_compare.png")))
                 _save_all(files)
         except (FacefillError, OSError) as e:
-            msg = str(e) if isinstance(e, FacefillError) else f"cannot read {img_path}: {e.strerror or e}"
+            msg = str(e) if isinstance(e, FacefillError) else f"cannot read {img_path}: {os_reason(e)}"
             if not folder_mode:
                 fail(msg)
             failures += 1

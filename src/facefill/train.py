@@ -14,6 +14,7 @@ curve (bit for bit on CPU).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, check_config, config_to_dict
 from ._device import autocast, precision_name, resolve_device, resolve_precision
 from ._inference import run_generator
-from .errors import ConfigError, FacefillError, InputError
+from .errors import ConfigError, FacefillError, InputError, describe_os_error
 from .metrics import psnr, ssim
 
 __all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs", "lr_shape", "ema_with_warmup"]
@@ -311,8 +312,9 @@ class Trainer:
         existing = next(p for p in (self.out, *self.out.absolute().parents) if p.exists())
         if not existing.is_dir():
             raise FacefillError(f"--out {self.out}: {existing} is a file, not a folder; give a folder for the run")
-        if self.rank == 0 and not os.access(existing, os.W_OK | os.X_OK):
-            raise FacefillError(f"--out {self.out}: {existing} is not writable (read-only or no permission); give a writable folder")
+        if self.rank == 0 and not os.access(existing, os.W_OK | os.X_OK):  # worded as the error a write would raise
+            code = errno.EROFS if os.statvfs(existing).f_flag & os.ST_RDONLY else errno.EACCES
+            raise FacefillError(f"--out {self.out}: {describe_os_error(OSError(code, os.strerror(code), str(existing)))}")
         if resume and overwrite:
             raise FacefillError("--resume continues the run in --out and --overwrite deletes it; give one of them")
         if resume:
@@ -360,6 +362,7 @@ class Trainer:
                 f"config key data.size={size} is not allowed for {m.generator}: a multiple of its stride {stride} "
                 f"(e.g. {-(-size // stride) * stride})"
             )
+        self._check_memory()
         self.d_raw = None
         if m.discriminator not in (None, "", "none"):
             self.d_raw = build(
@@ -371,6 +374,20 @@ class Trainer:
             for net in (self.g_raw, self.d_raw):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
+
+    def _check_memory(self) -> None:
+        """Refuse a ``data.size`` x ``train.batch_size`` whose generator activations alone cannot
+        fit in the device's memory (see :mod:`facefill._memory`: a lower bound of one step's need)."""
+        from ._memory import memory_shortfall
+
+        m = self.cfg.model
+        problem = memory_shortfall(
+            self.g_raw, self.cfg.data.size, self.cfg.train.batch_size, self.device, grad=True, dtype=self.amp_dtype,
+            what=f"the {m.generator} ({m.preset}) generator's training forward alone",
+            size_key="data.size", batch_key="train.batch_size",
+        )
+        if problem:
+            raise ConfigError(f"config key {problem}")
 
     def _build_losses(self) -> None:
         from .recipes import create_recipe
@@ -384,10 +401,8 @@ class Trainer:
                 return VGG16Features.random(seed=0).set_input_convention(lc.vgg_input).to(self.device)
             return VGG16Features.from_pretrained(lc.vgg_weights).set_input_convention(lc.vgg_input).to(self.device)
 
+        # loss.args holds no common key and only what the recipe takes (check_config said so).
         common = {k: getattr(lc, k) for k in ("adv", "perceptual", "style", "l1", "adv_kind", "resize")}
-        clash = sorted(set(common) & set(lc.args))
-        if clash:
-            raise FacefillError(f"loss.args repeats {clash}; set them as loss.<name> instead")
         self.recipe = create_recipe(lc.recipe, {**common, **lc.args}, load_vgg).to(self.device)
         self.recipe.check_models(self.g_raw, self.d_raw)
         if self.cfg.train.critic_start > 0 and self.d_raw is not None and not self.recipe.critic_free_phase:
@@ -695,6 +710,13 @@ class Trainer:
         self._val_out = (image, mask, out)
         return {"psnr": float(psnr(out, image).mean()), "ssim": float(ssim(out, image).mean())}
 
+    def _log_val_images(self) -> None:
+        """The last validation's first images to TensorBoard (rank 0): masked input, output, truth."""
+        if self.rank != 0 or getattr(self, "_val_out", None) is None:
+            return
+        image, mask, out = self._val_out
+        self.writer.add_image("val/masked|output|truth", image_grid(image * (1 - mask), out, image), self.step)
+
     def _log(self, values: dict[str, float], prefix: str) -> None:
         if self.rank != 0:
             return
@@ -710,12 +732,9 @@ class Trainer:
         with _sigterm_as_interrupt():
             try:
                 return self._fit(tqdm)
-            except OSError as e:  # log, events, config, data: one line naming the file
-                where = f"{e.filename}: " if e.filename else ""
-                raise TrainingError(
-                    f"{where}{e.strerror or e}; check that {self.out} is a writable folder with free space"
-                    + (", then continue with --resume" if ckpt.latest_checkpoint(self.out / "checkpoints") else "")
-                ) from e
+            except OSError as e:  # log, events, config, data: the boundary's wording, and how to go on
+                resume = ckpt.latest_checkpoint(self.out / "checkpoints") is not None
+                raise TrainingError(describe_os_error(e) + (", then continue with --resume" if resume else "")) from e
 
     def _fit(self, tqdm) -> dict[str, float]:
         t = self.cfg.train
@@ -752,6 +771,7 @@ class Trainer:
                     self.writer.add_image("train/input|mask|output|truth", grid, self.step)
                 if t.val_every and self.step % t.val_every == 0:
                     self._log(self.validate(), "val")
+                    self._log_val_images()
                 if _every(t.save_every, self.step, self.total_steps):
                     self.save()
         finally:

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..diffaug import diff_augment, parse_policy
+from ..diffaug import POLICIES, diff_augment, parse_policy
 from ..losses import PAPER_WEIGHTS, GeneratorLoss
-from .base import Recipe, given_settings, register_recipe
+from ..vgg import TAPS
+from .base import Arg, Recipe, choice_arg, given_settings, layers_arg, register_recipe
 
 __all__ = ["APFIRecipe"]
 
@@ -29,6 +30,16 @@ class APFIRecipe(Recipe):
     """
 
     name = "apfi"
+    ARGS = {
+        "perceptual_layers": layers_arg(TAPS),
+        "style_layers": layers_arg(TAPS),
+        "style_criterion": choice_arg("l1", "mse"),
+        "critic_augment": Arg(
+            lambda v: isinstance(v, str) and all(p.strip() in POLICIES for p in v.split(",") if p.strip()),
+            f"a comma-separated list of DiffAugment policies from {', '.join(POLICIES)} "
+            "(e.g. 'translation,cutout'), or null for none",
+        ),
+    }
     uses_critic = True
     critic_free_phase = True
 

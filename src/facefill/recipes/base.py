@@ -22,17 +22,93 @@ Recipes are registered by name (``loss.recipe`` in a config) with :func:`registe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 
-__all__ = ["Recipe", "register_recipe", "create_recipe", "list_recipes", "detach_parts", "given_settings"]
+__all__ = [
+    "Recipe", "register_recipe", "create_recipe", "list_recipes", "detach_parts", "given_settings",
+    "Arg", "weight_arg", "choice_arg", "layers_arg", "check_loss_args",
+]
 
 _RECIPES: dict[str, type[Recipe]] = {}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One ``loss.args`` setting of a recipe: which values it takes (``accepts``) and how to
+    say so (``allowed``, the end of the error message). ``None`` is always accepted: the
+    recipe's published value."""
+
+    accepts: Callable[[Any], bool]
+    allowed: str
+
+    def check(self, key: str, value: Any) -> None:
+        if value is None or self.accepts(value):
+            return
+        hint = ""
+        if isinstance(value, str) and "e" in value.lower():
+            try:
+                float(value)
+                hint = f" (YAML reads {value} as text: write it with a decimal point, e.g. 1.0e-3)"
+            except ValueError:
+                pass
+        raise ConfigError(f"config key {key}={value!r} is not allowed: {self.allowed}{hint}")
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def weight_arg(what: str = "weight") -> Arg:
+    """A term's weight: a finite number >= 0 (0 switches the term off)."""
+    return Arg(lambda v: _real(v) and v >= 0, f"a finite {what} >= 0 (0 switches the term off)")
+
+
+def choice_arg(*choices: Any, note: str = "") -> Arg:
+    """One of ``choices`` (compared with ``==``, booleans never match an integer)."""
+    named = ", ".join(repr(c) for c in choices)
+    return Arg(
+        lambda v: not isinstance(v, bool) and any(type(v) is type(c) and v == c for c in choices),
+        f"one of {named}{f' ({note})' if note else ''}",
+    )
+
+
+def layers_arg(taps: Iterable[str]) -> Arg:
+    """A VGG16 tap or a non-empty list of them."""
+    taps = tuple(taps)
+
+    def accepts(value: Any) -> bool:
+        names = [value] if isinstance(value, str) else value
+        return isinstance(names, (list, tuple)) and bool(names) and all(n in taps for n in names)
+
+    return Arg(accepts, f"a VGG16 tap or a non-empty list of them, from {', '.join(taps)}")
+
+
+def check_loss_args(recipe: str, args: Mapping[str, Any], common: Iterable[str] = ()) -> None:
+    """Refuse, before anything is built, a ``loss.args`` key the recipe does not have or a
+    value outside what it accepts (:attr:`Recipe.ARGS`), naming the key, the value and the
+    allowed values. ``common``: the keys that are ``loss.<name>`` settings of their own.
+
+    Raises:
+        ConfigError: an unknown recipe, an unknown key, a value it does not accept.
+    """
+    if recipe not in _RECIPES:
+        raise ConfigError(f"config key loss.recipe={recipe!r} is not a recipe; available: {', '.join(list_recipes())}")
+    spec = _RECIPES[recipe].ARGS
+    takes = f"its loss.args are {', '.join(spec)}" if spec else "it takes no loss.args"
+    for key, value in args.items():
+        if key in common:
+            raise ConfigError(f"config key loss.args.{key} is a setting of its own: set loss.{key} instead")
+        if key not in spec:
+            raise ConfigError(f"config key loss.args.{key} is not a setting of loss.recipe={recipe}; {takes}")
+        spec[key].check(f"loss.args.{key}", value)
 
 
 def given_settings(
@@ -70,6 +146,8 @@ class Recipe(nn.Module):
     """
 
     name: str = ""
+    #: The recipe's ``loss.args`` settings and the values each takes (:func:`check_loss_args`).
+    ARGS: dict[str, Arg] = {}
     uses_critic: bool = True
     #: Whether :meth:`generator_loss` takes ``critic=None`` while the recipe has a critic (the
     #: reconstruction-only phase before ``train.critic_start``).

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from ..edges import canny, rgb_to_gray
 from ..errors import InputError
 from ..losses import _check_resize, gram_matrix, vgg_features
-from .base import Recipe, given_settings, register_recipe
+from .base import Recipe, choice_arg, given_settings, register_recipe, weight_arg
 
 __all__ = ["EdgeConnectRecipe", "EDGECONNECT_WEIGHTS", "MODES", "DEFAULT_MODE", "PERCEPTUAL_LAYERS", "STYLE_LAYERS"]
 
@@ -103,6 +103,14 @@ class EdgeConnectRecipe(Recipe):
     """
 
     name = "edgeconnect"
+    ARGS = {
+        "edge_adv": weight_arg(),
+        "fm": weight_arg(),
+        "mode": choice_arg(
+            *MODES, note="1 edge model, 2 inpainting model on ground-truth edges, 3 inpainting model on the "
+            "edge model's edges, 4 joint",
+        ),
+    }
     uses_critic = True
 
     def __init__(

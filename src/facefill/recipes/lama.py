@@ -45,7 +45,7 @@ from ..errors import InputError
 from ..losses import _check_resize, vgg_features
 from ..models.lama import LaMaDiscriminator
 from ..vgg import TAPS
-from .base import Recipe, given_settings, register_recipe
+from .base import Recipe, given_settings, layers_arg, register_recipe, weight_arg
 
 __all__ = ["LAMA_WEIGHTS", "LaMaRecipe"]
 
@@ -89,6 +89,10 @@ class LaMaRecipe(Recipe):
     """
 
     name = "lama"
+    ARGS = {
+        "l1_hole": weight_arg(), "fm": weight_arg(), "r1": weight_arg("coefficient"),
+        "perceptual_layers": layers_arg(TAPS),
+    }
     uses_critic = True
     CONFIG_KEYS = (
         "l1", "l1_hole", "perceptual", "adv", "fm", "r1", "perceptual_layers", "resize", "style", "adv_kind",

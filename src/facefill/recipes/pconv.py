@@ -13,7 +13,8 @@ from typing import Any
 import torch.nn as nn
 
 from ..losses_peers import PCONV_WEIGHTS, PConvLoss
-from .base import Recipe, given_settings, register_recipe
+from ..vgg import TAPS
+from .base import Recipe, given_settings, layers_arg, register_recipe, weight_arg
 
 __all__ = ["PConvRecipe"]
 
@@ -28,6 +29,7 @@ class PConvRecipe(Recipe):
     """
 
     name = "pconv"
+    ARGS = {"valid": weight_arg(), "hole": weight_arg(), "tv": weight_arg(), "layers": layers_arg(TAPS)}
     uses_critic = False
 
     def __init__(self, loss: PConvLoss) -> None:
