@@ -55,6 +55,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "raw-late-critic": ("raw VGG input; the critic joins at half the steps, DiffAugment (translation, cutout)", [*RAW_VGG, *LATE_CRITIC]),
     "raw-late-critic-aug": ("as raw-late-critic, plus flips, scale 0.1, shift 0.05, colour 0.1 on the data", [*RAW_VGG, *LATE_CRITIC, *AUGMENT]),
     "raw-late-critic-aug-l1x6": ("as raw-late-critic-aug, with the hole L1 weighted 6 (RFR-Net's official hole weight; on the composite L1 is the hole L1)", [*RAW_VGG, *LATE_CRITIC, *AUGMENT, "loss.l1=6"]),
+    "raw-late-critic-aug-style40": ("as raw-late-critic-aug, with the style weight 40 instead of 120 (style is about two thirds of the tuned objective)", [*RAW_VGG, *LATE_CRITIC, *AUGMENT, "loss.style=40"]),
+    "raw-late-critic-aug-nostyle": ("as raw-late-critic-aug, without the style term", [*RAW_VGG, *LATE_CRITIC, *AUGMENT, "loss.style=0"]),
     "raw-late-critic-aug-ema": ("as raw-late-critic-aug, scored with the EMA (decay 0.999) of the generator", [*RAW_VGG, *LATE_CRITIC, *AUGMENT, *EMA]),
 }
 
