@@ -166,7 +166,9 @@ class KnowledgeConsistentAttention(nn.Module):
             # (prev * m + now * lam) / (m + lam), as one pass: now + m / (m + lam) * (prev - now).
             weight = (prev_valid / (prev_valid + lam)).to(scores.dtype)  # autocast: bf16 scores
             scores = torch.lerp(scores, prev_scores.to(scores.dtype), weight)
-        attended = torch.bmm(scores, keys).view(b, h, w, c).permute(0, 3, 1, 2)
+        attended = torch.bmm(scores, keys).view(b, h, w, c).permute(0, 3, 1, 2)  # channels_last
+        if x.is_contiguous():  # keep a contiguous network contiguous (mixed layouts cost copies)
+            attended = attended.contiguous()
         out = self.combine(torch.cat([attended, x], dim=1))
         return out, (scores.transpose(1, 2).view(b, n, h, w), valid)
 
