@@ -185,3 +185,24 @@ def test_onnx_speed_quick_measures_each_variant_against_pytorch_fp32(tmp_path):
     for a in acc.values():  # outside the hole every variant copies the known pixels
         assert a["psnr_hole_db"] <= a["psnr_db"]
     assert report["not_available"]["bf16"].startswith("n/a: ")
+
+
+def test_profile_apfi_splits_the_forward_into_the_networks_parts(tmp_path):
+    import json
+
+    profile = _script("profile_apfi")
+    argv = ["--preset", "small", "--sizes", "32", "--batches", "1,3", "--repeats", "1", "--warmup", "0",
+            "--out", str(tmp_path)]
+    assert profile.main(argv) == 0
+    (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("apfi-profile-*.json")]
+    one, three = report["runs"]
+    assert (one["batch"], three["batch"]) == (1, 3)
+    parts = one["parts"]
+    cycles = 6  # the small preset's default
+    assert parts["KCA (scores, softmax, blend, 1x1)"]["calls"] == cycles
+    assert parts["area identification: depthwise 7x7 partial conv"]["calls"] == 2 * cycles
+    assert parts["input layer: 7x7 partial conv"]["calls"] == 1
+    assert parts["decoders: 4x4 transposed convs"]["calls"] == 3 * cycles + 4
+    assert 0 <= one["glue_ms"] < one["profiled_ms"]
+    assert sum(p["ms"] for p in parts.values()) <= one["profiled_ms"] + 1e-6
+    assert "| glue |" in next(tmp_path.glob("apfi-profile-*.md")).read_text()
