@@ -34,6 +34,7 @@ Needs ``pip install "facefill[export]"``. Run it on a quiet machine. Writes
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
 import math
 import statistics
@@ -47,6 +48,7 @@ import numpy as np
 import torch
 
 from facefill import bench
+from facefill._inference import prepare_model, run_generator, uses_channels_last
 from facefill.errors import FacefillError
 from facefill.export import export_onnx, require_onnx
 from facefill.masks import random_mask
@@ -204,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             return model.inpaint(image, mask, **kwargs)
 
+    # PyTorch as Inpainter and evaluate run it: the model's own layout (channels_last for APFI).
+    served = prepare_model(copy.deepcopy(model), None)
+
+    def run_torch_served():
+        with torch.inference_mode():
+            return run_generator(served, image, mask, None, **kwargs)
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{args.model}.onnx"
         t0 = time.perf_counter()
@@ -212,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         sessions, missing, file_mb = build_variants(path, onnx, ort, threads)
     feed = {"image": image.numpy(), "mask": mask.numpy()}
     runners: dict[str, Callable[[], Any]] = {"pytorch": run_torch}
+    if uses_channels_last(served, None):
+        runners["pytorch-channels_last"] = run_torch_served
     for name, session in sessions.items():
         runners[f"onnxruntime-{name}"] = lambda s=session: s.run(["output"], feed)[0]
     outputs: dict[str, Any] = {}
@@ -286,6 +297,13 @@ def markdown(result: dict[str, Any], args) -> str:
         if key == "pytorch":
             continue
         a, name = acc[key], key.removeprefix("onnxruntime-")
+        if key == "pytorch-channels_last":
+            lines.append(
+                f"| PyTorch fp32, channels_last (as `Inpainter` runs it) | {ms:.1f} | "
+                f"{result['speedup_over_pytorch'][key]:.2f}x | {a['max_abs_diff']:.1e} | {a['psnr_db']:.1f} | "
+                f"{a['psnr_hole_db']:.1f} | – |"
+            )
+            continue
         lines.append(
             f"| onnxruntime {name} | {ms:.1f} | {result['speedup_over_pytorch'][key]:.2f}x | {a['max_abs_diff']:.1e} | "
             f"{a['psnr_db']:.1f} | {a['psnr_hole_db']:.1f} | {result['onnx_file_mb'].get(name, float('nan')):.1f} |"

@@ -20,18 +20,18 @@ import torch.nn as nn
 
 from ._device import autocast
 
-__all__ = ["prepare_model", "run_generator"]
+__all__ = ["prepare_model", "run_generator", "uses_channels_last"]
 
 
-def _channels_last(model: Any, dtype: torch.dtype | None) -> bool:
+def uses_channels_last(model: Any, dtype: torch.dtype | None) -> bool:
     """Whether ``model`` runs channels_last: under a reduced precision, and at float32 for a
     generator that says it is faster so (``channels_last_fp32``, e.g. APFI)."""
     return dtype is not None or bool(getattr(model, "channels_last_fp32", False))
 
 
 def prepare_model(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
-    """``model`` in place, channels_last where :func:`_channels_last` says so."""
-    if _channels_last(model, dtype):
+    """``model`` in place, channels_last where :func:`uses_channels_last` says so."""
+    if uses_channels_last(model, dtype):
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -43,7 +43,7 @@ def run_generator(
 
     ``dtype=None`` is a plain float32 call. Not composited here: the caller owns the composite.
     """
-    if _channels_last(generator, dtype):
+    if uses_channels_last(generator, dtype):
         image = image.contiguous(memory_format=torch.channels_last)
         mask = mask.contiguous(memory_format=torch.channels_last)
     with autocast(image.device, dtype):
