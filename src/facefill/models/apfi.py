@@ -269,7 +269,9 @@ class APFIGenerator(InpaintingGenerator):
         b, _, h, w = image.shape
         if (
             self.training or torch.is_grad_enabled() or not self.inference_chunk_bytes
-            or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+            # tracing covers torch.onnx.export's TorchScript exporter; is_compiling, torch.export
+            # (asking torch.onnx itself would import it into every first inference)
+            or torch.jit.is_tracing() or torch.compiler.is_compiling()
         ):
             return b
         per_image = self.input_layer.pconv.out_channels * (h // 2) * (w // 2) * image.element_size()
