@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +97,7 @@ def profile_one(preset: str, size: int, batch: int, precision: str, args) -> dic
 
     from facefill import layers
     from facefill._inference import prepare_model, run_generator
-    from facefill.bench import bench_inputs
+    from facefill.bench import bench_inputs, time_fn
     from facefill.models import create_model
     from facefill.models import apfi as apfi_mod
 
@@ -114,13 +112,7 @@ def profile_one(preset: str, size: int, batch: int, precision: str, args) -> dic
     image, mask = bench_inputs(batch, size)
     call = lambda: run_generator(model, image, mask, dtype)  # noqa: E731
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            call()
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
+        timing = time_fn(call, args.repeats, args.warmup)
         handles = instrument(model, classes)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             call()
@@ -136,7 +128,7 @@ def profile_one(preset: str, size: int, batch: int, precision: str, args) -> dic
     top = sorted((e for e in events if not e.key.startswith("part: ")), key=lambda e: -e.self_cpu_time_total)[:8]
     return {
         "preset": preset, "size": size, "batch": batch, "precision": precision,
-        "median_ms_per_image": statistics.median(times) / batch * 1e3,
+        "median_ms_per_image": timing.median / batch * 1e3,
         "profiled_ms": total,
         "parts": dict(sorted(parts.items(), key=lambda kv: -kv[1]["ms"])),
         "glue_ms": glue,
