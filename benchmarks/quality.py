@@ -51,6 +51,7 @@ from facefill.train import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared/data/faces128"
 PAPER_BINS = "0.1-0.2,0.3-0.4,0.5-0.6"
+SAVE_EVERY = 250
 DEFAULT_MODELS = ["apfi", "rfr", "pconv", "gatedconv", "edgeconnect", "lama", "telea", "ns"]
 
 
@@ -75,6 +76,28 @@ def make_manifest(folder: Path, size: int, per_bin: int, seed: int) -> Path:
     return manifest
 
 
+def recipe_name(args: argparse.Namespace) -> str:
+    """The recipe part of a row's key and run folder: ``own``, or ``shared-<config stem>``.
+
+    Two shared configs may build the same loss recipe with other weights, schedules or critics,
+    so the config's name is part of the key.
+    """
+    return "own" if args.recipe == "own" else f"shared-{args.config.stem}"
+
+
+def training_commit(out: Path) -> str:
+    """The commit whose code trained the run in ``out``: recorded when its training started.
+
+    A run resumed over several sessions keeps the commit it started at (``commit.txt``); a
+    later commit that only evaluates it does not relabel it.
+    """
+    record = out / "commit.txt"
+    if not record.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(study.git_commit(ROOT) + "\n")
+    return record.read_text().strip()
+
+
 def train_one(name: str, args: argparse.Namespace, out: Path) -> tuple[Trainer, float]:
     overrides = [
         f"model.generator={name}",
@@ -85,12 +108,15 @@ def train_one(name: str, args: argparse.Namespace, out: Path) -> tuple[Trainer, 
         "train.finetune_iterations=0",
         f"train.seed={args.seed}",
         f"train.batch_size={args.batch}",
-        f"train.save_every={args.steps}",
+        f"train.save_every={min(args.steps, SAVE_EVERY)}",  # a run cut off by a session's end resumes
         "train.val_every=0",
         f"train.image_every={max(args.steps // 5, 1)}",
         "data.val_count=0",
     ]
     cfg = load_config(model_config(name, args), overrides + list(args.set))
+    if args.fresh:
+        (out / "commit.txt").unlink(missing_ok=True)
+    training_commit(out)
     return train_or_reuse(cfg, out, fresh=args.fresh)
 
 
@@ -107,15 +133,18 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
             raise SystemExit("--model gfpgan needs --gfpgan PATH (GFPGANv1.4.pth)")
         generator = GFPGANInpainting.from_weights(args.gfpgan)
         preset, recipe, seconds, gflops = "GFPGANv1-clean", "pretrained (TencentARC)", 0.0, None
+        commit = study.git_commit(ROOT)
     elif not model_entry(name).trainable:
         print(f"== {name}: no training (classical method); evaluating", flush=True)
         generator, preset, recipe, seconds = create_model(name, args.preset), args.preset, "none (classical)", 0.0
+        commit = study.git_commit(ROOT)
         gflops = count_cost(name, args.preset, args.size).flops / 1e9
     else:
         print(f"== {name}: training {args.steps} steps of batch {args.batch} at {args.size}px", flush=True)
         trainer, seconds = train_one(name, args, work / name)
         generator = trainer.inference_model  # the exported weights: the EMA's when there is one
-        recipe = f"{args.recipe}: {trainer.cfg.loss.recipe}" + (
+        commit = training_commit(work / name)
+        recipe = f"{recipe_name(args)}: {trainer.cfg.loss.recipe}" + (
             "" if trainer.d_raw is None else f" + {trainer.cfg.model.discriminator}"
         )
         preset, gflops = args.preset, count_cost(name, args.preset, args.size).flops / 1e9
@@ -126,7 +155,7 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
     return {
         "model": name, "preset": preset, "recipe": recipe, "data": data_name(args.data),
         "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
-        "masks": manifest.parent.name, "commit": study.git_commit(ROOT),
+        "masks": manifest.parent.name, "commit": commit,
         "bins": per_set[data_roots[0].name], "test_sets": per_set,
         "params": sum(p.numel() for p in generator.parameters()), "gflops": gflops,
         "train_seconds": seconds, "date": _dt.date.today().isoformat(), "torch": torch.__version__,
@@ -173,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         first = Path(str(args.data).split(",")[0])
         test_ids = read_id_list(first / "test.txt")
-        work = args.workdir / f"{data_name(args.data)}-{args.size}px-{args.steps}x{args.batch}-seed{args.seed}-{args.recipe}"
+        work = args.workdir / f"{data_name(args.data)}-{args.size}px-{args.steps}x{args.batch}-seed{args.seed}-{recipe_name(args)}"
         # The mask set is small and committed (benchmarks/masks/), so anyone can evaluate on it.
         masks = ROOT / "benchmarks/masks" / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
         manifest = make_manifest(masks, args.size, per_bin=len(test_ids), seed=args.seed)
