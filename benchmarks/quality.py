@@ -15,14 +15,25 @@ CPU latency of the newest ``cost-<date>.json``), written to ``benchmarks/results
 ``--render`` only re-renders, tables and plots, from the stored rows.
 
 ``--recipe own`` (default) trains the method with its own published objective, critic and
-optimiser, ``configs/<model>_faces_cpu.yaml``; ``--recipe shared`` trains it from
-``configs/apfi_faces_cpu.yaml`` with only ``model.generator`` changed, which isolates the
-architecture. Classical methods (Telea, NS) are evaluated without training; GFP-GAN
+optimiser, ``configs/<model>_faces_cpu.yaml``; ``--recipe shared`` trains it from ``--config``
+(default ``configs/apfi_faces_cpu.yaml``) with only ``model.generator`` changed, which isolates
+the architecture; the config's name is part of the row's recipe (``shared-<config>``).
+Classical methods (Telea, NS) are evaluated without training; GFP-GAN
 (``--model gfpgan --gfpgan PATH``) runs its pretrained prior. Finished training runs in
-``--workdir`` are reused.
+``--workdir`` are reused, and an unfinished one resumes from its last checkpoint (every 250
+steps); the row's commit is the one its training started at.
+
+The paper's ablations are rows of the same setting: ``--variant KEY=VALUE`` changes a generator
+argument over the preset (APFI: ``kca=false``, ``gated_unet=false``, ``separable=false``,
+``cycles=2``; the row's preset reads ``small[kca=false]``), ``--no-critic`` trains without the
+critic and its adversarial term (the recipe reads ``...-nocritic``), and ``--eval-cycles 1-8``
+also runs the trained weights at each cycle count (Table 5 at inference, rendered below the
+tables).
 
     python benchmarks/quality.py --model apfi --size 128 --steps 5000 --batch 8
     python benchmarks/quality.py --model telea --size 128 --steps 5000 --batch 8
+    python benchmarks/quality.py --model apfi --recipe shared --config configs/apfi_study_tuned.yaml \
+        --steps 2000 --variant kca=false
     python benchmarks/quality.py --render
 """
 
@@ -32,16 +43,18 @@ import argparse
 import datetime as _dt
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
+import yaml
 
 from facefill import study, study_plot
 from facefill.bench import command_line, train_or_reuse
 from facefill.config import load_config
 from facefill.cost import count_cost
 from facefill.data import read_id_list
-from facefill.evaluate import evaluate
+from facefill.evaluate import evaluate, parse_cycles
 from facefill.masks import generate_binned_masks, load_manifest
 from facefill.errors import InputError
 from facefill.models import create_model, list_models, model_entry
@@ -76,13 +89,34 @@ def make_manifest(folder: Path, size: int, per_bin: int, seed: int) -> Path:
     return manifest
 
 
+def parse_variant(items: list[str]) -> dict:
+    """``--variant kca=false --variant cycles=2`` -> ``{"kca": False, "cycles": 2}`` (YAML values)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--variant {item!r}: expected KEY=VALUE, e.g. --variant kca=false")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def cycle_list(text: str) -> list[int]:
+    """``--eval-cycles 1-8`` -> ``[1, ..., 8]`` (one count is a list of one)."""
+    try:
+        counts = parse_cycles(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return counts if isinstance(counts, list) else [counts]
+
+
 def recipe_name(args: argparse.Namespace) -> str:
     """The recipe part of a row's key and run folder: ``own``, or ``shared-<config stem>``.
 
     Two shared configs may build the same loss recipe with other weights, schedules or critics,
     so the config's name is part of the key.
     """
-    return "own" if args.recipe == "own" else f"shared-{args.config.stem}"
+    name = "own" if args.recipe == "own" else f"shared-{args.config.stem}"
+    return name + ("-nocritic" if args.no_critic else "")
 
 
 def training_commit(out: Path) -> str:
@@ -113,7 +147,12 @@ def train_one(name: str, args: argparse.Namespace, out: Path) -> tuple[Trainer, 
         f"train.image_every={max(args.steps // 5, 1)}",
         "data.val_count=0",
     ]
+    if args.no_critic:  # no critic, no adversarial term; everything else as the config
+        overrides += ["model.discriminator=null", "loss.adv=0"]
     cfg = load_config(model_config(name, args), overrides + list(args.set))
+    if args.variant:  # over the config's own generator arguments
+        merged = {**cfg.model.generator_args, **args.variant}
+        cfg = load_config(model_config(name, args), overrides + [f"model.generator_args={json.dumps(merged)}"])
     if args.fresh:
         (out / "commit.txt").unlink(missing_ok=True)
     training_commit(out)
@@ -147,12 +186,21 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
         recipe = f"{recipe_name(args)}: {trainer.cfg.loss.recipe}" + (
             "" if trainer.d_raw is None else f" + {trainer.cfg.model.discriminator}"
         )
-        preset, gflops = args.preset, count_cost(name, args.preset, args.size).flops / 1e9
+        preset = study.variant_preset(args.preset, args.variant)
+        gflops = count_cost(name, args.preset, args.size, **args.variant).flops / 1e9
     per_set: dict[str, dict] = {}
+    per_cycles: dict[str, dict] = {}
     for root in data_roots:  # each test split on its own; the row's bins are the first set's
         result = evaluate(generator, root, manifest, out_dir=work / name / "eval" / root.name, identity=True)
         per_set[root.name] = result["bins"]
-    return {
+        if args.eval_cycles:  # Table 5 at inference: the same weights at every count
+            swept = evaluate(generator, root, manifest, out_dir=work / name / "eval-cycles" / root.name,
+                             cycles=args.eval_cycles, grid_count=0)
+            per_cycles[root.name] = {c: v["bins"] for c, v in swept["cycles"].items()}
+    extra = {}
+    if per_cycles:
+        extra = {"inference_cycles": per_cycles, "trained_cycles": getattr(generator, "cycles", None)}
+    return {**extra,
         "model": name, "preset": preset, "recipe": recipe, "data": data_name(args.data),
         "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
         "masks": manifest.parent.name, "commit": commit,
@@ -173,6 +221,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gfpgan", type=Path, default=None,
                    help="GFPGANv1.4.pth for --model gfpgan (pretrained, needs `pip install gfpgan`)")
     p.add_argument("--preset", default="small")
+    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                   help="a generator argument over the preset, for ablations (e.g. kca=false, "
+                        "cycles=2); part of the row's preset, e.g. small[kca=false]")
+    p.add_argument("--eval-cycles", type=cycle_list, default=None, metavar="LIST",
+                   help="also evaluate the trained weights at each of these cycle counts (e.g. 1-8, "
+                        "the paper's Table 5 at inference); stored in the row, rendered below the tables")
+    p.add_argument("--no-critic", action="store_true",
+                   help="train without the recipe's critic (the ablation 'without the PatchGAN')")
     p.add_argument("--size", type=int, default=128, help="training and evaluation size")
     p.add_argument("--steps", type=int, default=5000, help="the budget: training steps")
     p.add_argument("--seed", type=int, default=0, help="training seed and mask seed")
@@ -181,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the config with --recipe shared")
     p.add_argument("--set", nargs="*", default=[], help="extra config overrides")
     p.add_argument("--workdir", type=Path, default=ROOT / "runs/quality")
+    p.add_argument("--masks-dir", type=Path, default=ROOT / "benchmarks/masks",
+                   help="where the seeded mask sets are kept (committed: anyone can evaluate on them)")
     p.add_argument("--fresh", action="store_true", help="retrain even if a finished run exists")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     p.add_argument("--cost", type=Path, default=None,
@@ -195,6 +253,14 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"unknown model {args.model!r}; registered: {list_models('generator')}")
         if args.set:
             p.error("--set would change the recipe without changing the row's key; use a config")
+        args.variant = parse_variant(args.variant)
+        if args.variant or args.no_critic:
+            if not model_entry(args.model).trainable:
+                p.error(f"{args.model} is not trained: --variant and --no-critic do not apply")
+            try:  # an unknown argument is refused now, not after the training
+                create_model(args.model, args.preset, **args.variant)
+            except (TypeError, ValueError) as err:
+                p.error(f"--variant: {err}")
         if not os.environ.get("FACEFILL_VGG16"):
             shared = ROOT.parent / "shared/weights/vgg16_imagenet_caffe.safetensors"
             if shared.is_file():
@@ -203,8 +269,10 @@ def main(argv: list[str] | None = None) -> None:
         first = Path(str(args.data).split(",")[0])
         test_ids = read_id_list(first / "test.txt")
         work = args.workdir / f"{data_name(args.data)}-{args.size}px-{args.steps}x{args.batch}-seed{args.seed}-{recipe_name(args)}"
+        if args.variant:
+            work = work.with_name(work.name + "-" + re.sub(r"[^A-Za-z0-9.=,_-]+", "", study.variant_preset("", args.variant)))
         # The mask set is small and committed (benchmarks/masks/), so anyone can evaluate on it.
-        masks = ROOT / "benchmarks/masks" / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
+        masks = args.masks_dir / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
         manifest = make_manifest(masks, args.size, per_bin=len(test_ids), seed=args.seed)
         path = study.save_row(rows_dir, run_model(args.model, args, manifest, work))
         print(f"wrote {path}")
@@ -212,8 +280,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = study.load_rows(rows_dir) if rows_dir.is_dir() else []
     args.out.mkdir(parents=True, exist_ok=True)
     text = "# Quality at equal budget: the study\n\n" + (study.render(rows) if rows else "No rows yet.\n")
+    if any(r.get("inference_cycles") for r in rows):
+        text += "\n" + study.render_cycles(rows)
     if rows:  # the quality-per-cost plots, one PNG per setting, from the stored rows only
-        presets = {r["preset"] for r in rows}  # the report of the rows' preset, when they share one
+        presets = {r["preset"].split("[")[0] for r in rows}  # the rows' preset (an ablation's base), when one
         preset = presets.pop() if len(presets) == 1 else "paper"
         cost = args.cost if args.cost is not None else study_plot.latest_cost_file(ROOT / "benchmarks/results", preset)
         text += "\n" + study_plot.render_plots(rows, args.out / "study-plots", cost, link="study-plots")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -206,3 +207,56 @@ def test_profile_apfi_splits_the_forward_into_the_networks_parts(tmp_path):
     assert 0 <= one["glue_ms"] < one["profiled_ms"]
     assert sum(p["ms"] for p in parts.values()) <= one["profiled_ms"] + 1e-6
     assert "| glue |" in next(tmp_path.glob("apfi-profile-*.md")).read_text()
+
+
+def test_quality_records_an_ablation_row_with_its_cycles_at_inference_and_reuses_the_run(tmp_path, faces, capsys):
+    quality = _script("quality")
+    config = tmp_path / "tiny_shared.yaml"  # a shared recipe small enough to train in seconds
+    config.write_text(
+        "model: {generator: apfi, preset: small, generator_args: {width: 8, reasoning: [8, 16, 16],"
+        " unet: [8, 16, 16], cycles: 2}, discriminator: patchgan, discriminator_preset: small,"
+        " discriminator_args: {width: 8}}\n"
+        "data: {root: unused, size: 32, workers: 0, val_count: 0}\n"
+        "loss: {recipe: apfi, vgg_weights: random, resize: null}\n"
+        "train: {batch_size: 2, iterations: 2, device: cpu, amp: fp32, log_every: 1, image_every: 0, val_every: 0}\n"
+    )
+    argv = ["--model", "apfi", "--recipe", "shared", "--config", str(config), "--variant", "kca=false",
+            "--no-critic", "--eval-cycles", "1-3", "--steps", "2", "--batch", "2", "--size", "32",
+            "--data", str(faces), "--workdir", str(tmp_path / "runs"), "--masks-dir", str(tmp_path / "masks"),
+            "--out", str(tmp_path / "results")]
+    quality.main(argv)
+    (path,) = (tmp_path / "results/study").glob("*.json")
+    row = json.loads(path.read_text())
+    assert row["preset"] == "small[kca=false]"
+    assert row["recipe"] == "shared-tiny_shared-nocritic: apfi"  # the config's name, and no critic
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.endswith("-shared-tiny_shared-nocritic-kca=false")
+    assert row["commit"] == (run / "apfi/commit.txt").read_text().strip()
+    assert sorted(row["inference_cycles"][faces.name], key=int) == ["1", "2", "3"]
+    assert row["trained_cycles"] == 2
+    md = (tmp_path / "results/study.md").read_text()
+    assert "| apfi (small[kca=false]) | shared-tiny_shared-nocritic: apfi |" in md
+    assert "Cycles at inference: apfi (small[kca=false])" in md and "| 2 * |" in md
+    seconds = row["train_seconds"]
+    quality.main(argv)  # the finished run is evaluated again, not trained again
+    assert json.loads(path.read_text())["train_seconds"] == seconds
+    assert "training 2 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--variant", "no_such_arg=1"], "unknown argument(s) no_such_arg"),
+    (["--variant", "kca"], "expected KEY=VALUE"),
+    (["--model", "telea", "--no-critic"], "telea is not trained"),
+    (["--eval-cycles", "0-2"], "cycles"),
+])
+def test_quality_refuses_a_bad_ablation_before_training(tmp_path, faces, capsys, extra, message):
+    quality = _script("quality")
+    argv = ["--model", "apfi", "--data", str(faces), "--workdir", str(tmp_path / "runs"),
+            "--masks-dir", str(tmp_path / "masks"), "--out", str(tmp_path / "results"), *extra]
+    if "--model" in extra:
+        argv = argv[2:]
+    with pytest.raises(SystemExit) as exit_:
+        quality.main(argv)
+    assert exit_.value.code != 0
+    assert message in capsys.readouterr().err + str(exit_.value.code)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "masks").exists()

@@ -149,6 +149,37 @@ def test_apfi_inference_runs_a_batch_in_cache_sized_chunks_with_the_same_output(
     assert calls == [5, 5]
 
 
+ABLATIONS = [{"kca": False}, {"gated_unet": False}, {"separable": False}]
+
+
+@pytest.mark.parametrize("change", ABLATIONS, ids=lambda c: next(iter(c)))
+def test_apfi_ablations_change_exactly_their_part_and_keep_the_conventions(change):
+    from facefill.layers import GatedConv2d, KnowledgeConsistentAttention, PartialConv2d
+
+    base, ablated = create_model("apfi", "small"), create_model("apfi", "small", **change)
+    image, mask = torch.rand(2, 3, 64, 64), _random_mask(2, 64, 64, seed=9)
+    key = next(iter(change))
+    kinds = {
+        "kca": lambda g: sum(isinstance(m, KnowledgeConsistentAttention) for m in g.modules()),
+        "gated_unet": lambda g: sum(isinstance(m, GatedConv2d) for m in g.unet.modules()),
+        "separable": lambda g: sum(isinstance(m, PartialConv2d) and m.groups == 1 for m in g.apfi.modules()),
+    }
+    assert (kinds[key](base), kinds[key](ablated)) == {"kca": (1, 0), "gated_unet": (3, 0), "separable": (0, 2)}[key]
+    # every other part is built as in the base model: same parameter names and shapes outside the part
+    part = {"kca": "apfi.att.", "gated_unet": "unet.enc.", "separable": "apfi.identify."}[key]
+    shapes = lambda g: {n: p.shape for n, p in g.named_parameters() if not n.startswith(part)}
+    assert shapes(base) == shapes(ablated)
+    for train in (True, False):
+        ablated.train(train)
+        with torch.set_grad_enabled(train):
+            out = ablated(image, mask)
+        assert torch.equal(out * (1 - mask), image * (1 - mask))  # known pixels exact
+        assert out.isfinite().all()
+    # the hole closes at the same speed: the valid maps do not depend on the ablation
+    for a, b in zip(base.valid_maps(mask), ablated.valid_maps(mask)):
+        assert torch.equal(a, b)
+
+
 def test_valid_region_grows_monotonically():
     g = create_model("apfi", "small")
     mask = _random_mask(3, 128, 128, seed=7)

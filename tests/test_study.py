@@ -249,3 +249,34 @@ def test_labels_tell_rows_of_one_model_apart_and_no_report_is_said():
     assert sorted({p.label for p in cp.points}) == ["apfi own", "apfi shared", "pconv"]
     assert "Left out of the latency panel (no cost report): apfi own, apfi shared, pconv." in cp.notes
     assert "Left out of the GFLOP panel (not a registered model): pconv." in cp.notes  # _fixed_gflops knows no pconv
+
+
+# ---------------------------------------------------------------- ablations and cycles at inference
+
+
+def test_an_ablation_row_is_keyed_apart_from_its_base_and_shares_its_table(tmp_path):
+    assert study.variant_preset("small", {}) == "small"
+    assert study.variant_preset("small", {"kca": False}) == "small[kca=false]"
+    assert study.variant_preset("small", {"cycles": 2, "gated_unet": False}) == "small[cycles=2,gated_unet=false]"
+    assert study.variant_preset("small", {"reasoning": [48, 96, 144]}) == "small[reasoning=[48,96,144]]"
+    base, ablation = _row(), _row(preset=study.variant_preset("small", {"kca": False}))
+    paths = {study.save_row(tmp_path, r) for r in (base, ablation)}
+    assert len(paths) == 2  # neither replaces the other
+    md = study.render(study.load_rows(tmp_path))
+    assert len(_tables(md)) == 1  # one setting: the ablation reads beside its base
+    assert "| apfi (small) |" in md and "| apfi (small[kca=false]) |" in md
+
+
+def test_cycles_at_inference_are_one_table_per_row_and_test_set_with_the_trained_count_marked():
+    sweep = {str(c): {"0.3-0.4": {"psnr": 20.0 + c, "ssim": 0.8, "l1": 0.03}} for c in (1, 2, 6)}
+    rows = [_row(inference_cycles={"celeba": sweep, "faces128": sweep}, trained_cycles=6), _row(model="rfr")]
+    md = study.render_cycles(rows)
+    tables = _tables(md)
+    assert [t.splitlines()[0] for t in tables] == [
+        "Cycles at inference: apfi (small), celeba test set", "Cycles at inference: apfi (small), faces128 test set",
+    ]
+    lines = [line for line in tables[0].splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [line.split("|")[1].strip() for line in lines] == ["1", "2", "6 *"]
+    assert "| 26.00 |" in lines[2] and "| 21.00 |" in lines[0]
+    assert "5000 steps of batch 8" in tables[0]  # the row's budget is said
+    assert study.render_cycles([_row()]) == ""

@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "KEY", "SETTING", "MARK", "git_commit", "row_name", "save_row", "load_rows", "test_sets", "reference_commit",
-    "by_setting", "row_order", "setting_title", "render",
+    "by_setting", "row_order", "setting_title", "render", "variant_preset", "render_cycles",
 ]
 
 #: What identifies a row; a second run with the same key replaces the first.
@@ -75,6 +75,18 @@ def load_rows(folder: Path) -> list[dict[str, Any]]:
     for row in rows:
         _check(row)
     return rows
+
+
+def variant_preset(preset: str, variant: Mapping[str, Any]) -> str:
+    """A row's preset with the generator arguments an ablation changes: ``small[kca=false]``.
+
+    The preset is part of :data:`KEY`, so an ablation never replaces, nor reads as, its base row.
+    """
+    if not variant:
+        return preset
+    def text(v: Any) -> str:
+        return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+    return f"{preset}[{','.join(f'{k}={text(v)}' for k, v in sorted(variant.items()))}]"
 
 
 def _setting(row: Mapping[str, Any]) -> tuple:
@@ -167,3 +179,33 @@ _METRICS = (("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".4f"), ("l1", "L1", ".4f"
 def _cell(m: Mapping[str, Any] | None, key: str, fmt: str) -> str:
     value = (m or {}).get(key)
     return " – |" if value is None else f" {value:{fmt}} |"
+
+
+def render_cycles(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Markdown: for each row evaluated at several cycle counts (``inference_cycles``, the
+    paper's Table 5 at inference), one table per test set: a line per count, PSNR/SSIM/L1 per bin.
+
+    The row's trained count (its preset's) is marked ``*``; every line is the same weights.
+    """
+    out: list[str] = []
+    for r in sorted((r for r in rows if r.get("inference_cycles")), key=row_order):
+        trained = r.get("trained_cycles")
+        for name, per_count in r["inference_cycles"].items():
+            counts = sorted(per_count, key=int)
+            bins = list(dict.fromkeys(b for c in counts for b in per_count[c]))
+            metrics = [m for m in _METRICS if m[0] in ("psnr", "ssim", "l1")]
+            out += [
+                f"## Cycles at inference: {r['model']} ({r['preset']}), {name} test set",
+                "",
+                f"One set of weights ({r['recipe']}; {setting_title(r)}; commit {r['commit']}), run with "
+                f"each cycle count on the same images and masks ({r['masks']})"
+                + (f"; it was trained at {trained} (*)." if trained else "."),
+                "",
+                "| cycles |" + "".join(f" {m[1]} {b} |" for b in bins for m in metrics),
+                "|---|" + "---:|" * len(metrics) * len(bins),
+            ]
+            for c in counts:
+                cells = "".join(_cell(per_count[c].get(b), key, fmt) for b in bins for key, _, fmt in metrics)
+                out.append(f"| {c}{' *' if trained is not None and int(c) == int(trained) else ''} |{cells}")
+            out.append("")
+    return "\n".join(out)

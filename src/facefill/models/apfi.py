@@ -47,6 +47,16 @@ def _gated(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> GatedConv
     return GatedConv2d(cin, cout, 3, stride, dilation=dilation, activation=_act())
 
 
+def _plain(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """A plain 3x3 conv and LeakyReLU: the ablation of a gated encoder (``gated_unet=False``)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), _act())
+
+
+def _dense_identify(channels: int, kernel_size: int) -> PartialConv2d:
+    """A dense k x k partial conv, RFR-Net's area identification (``separable=False``)."""
+    return PartialConv2d(channels, channels, kernel_size, 1, kernel_size // 2, bias=False)
+
+
 def _up(cin: int, cout: int) -> nn.Sequential:
     """Plain decoder step: 4x4 stride-2 transposed conv, BN, LeakyReLU."""
     return nn.Sequential(
@@ -79,25 +89,33 @@ class APFIModule(nn.Module):
     """One cycle: area identification, asymmetric feature reasoning with KCA.
 
     ``forward(x, valid, state) -> (features, new_valid, state)`` at the half-resolution
-    feature size; ``state`` carries KCA's scores from cycle to cycle.
+    feature size; ``state`` carries KCA's scores from cycle to cycle (None without KCA).
+
+    Ablations (the study's, ``benchmarks/quality.py --variant``): ``kca=False`` drops the
+    attention; ``separable=False`` identifies areas with two dense partial convs, as RFR-Net.
     """
 
-    def __init__(self, width: int, reasoning: tuple[int, int, int], kernel_size: int = 7) -> None:
+    def __init__(
+        self, width: int, reasoning: tuple[int, int, int], kernel_size: int = 7,
+        *, kca: bool = True, separable: bool = True,
+    ) -> None:
         super().__init__()
         r1, r2, r3 = reasoning
-        self.identify = nn.ModuleList(
-            [SeparablePartialConv(width, kernel_size), SeparablePartialConv(width, kernel_size)]
-        )
+        layer = SeparablePartialConv if separable else _dense_identify
+        self.identify = nn.ModuleList([layer(width, kernel_size), layer(width, kernel_size)])
         self.identify_norm = nn.BatchNorm2d(width)
         # Asymmetric reasoning: gated convs encode, plain transposed convs decode.
         self.enc = nn.ModuleList([_gated(width, r1, 2), _gated(r1, r2, 2), _gated(r2, r3, 2)])
         self.bottom = _gated(r3, r3, dilation=2)
         self.dec = nn.ModuleList([_up(r3 + r3, r2), _up(r2 + r2, r1), _up(r1 + r1, width)])
-        self.att = KnowledgeConsistentAttention(r2)
+        self.att = KnowledgeConsistentAttention(r2) if kca else None
 
     def update_mask(self, valid: torch.Tensor) -> torch.Tensor:
         for layer in self.identify:
-            valid = layer.update_mask(valid)
+            if isinstance(layer, PartialConv2d):  # the dense ablation: (valid, ratio)
+                valid = layer.update_mask(valid)[0]
+            else:
+                valid = layer.update_mask(valid)
         return valid
 
     def forward(self, x, valid, state=None):
@@ -112,7 +130,7 @@ class APFIModule(nn.Module):
         h = self.bottom(skips[-1])
         for i, dec in enumerate(self.dec):
             h = dec(torch.cat([h, skips[-1 - i]], dim=1))
-            if i == 0:
+            if i == 0 and self.att is not None:
                 h, state = self.att(h, valid, state)
         return h * valid, valid, state
 
@@ -157,15 +175,17 @@ class DualDilatedBottom(nn.Module):
 class UNetGenerator(nn.Module):
     """U-Net over the merged half-resolution features; returns RGB in [0, 1] at full size.
 
-    Encoder: gated convs (H/2 -> H/16). Bottom: :class:`DualDilatedBottom`. Decoder:
-    transposed convs with skip concatenations up to H/2, one more to H, where the masked
-    image and the hole mask are concatenated before a 3x3 conv head.
+    Encoder: gated convs (H/2 -> H/16; plain convs with ``gated=False``, the ablation).
+    Bottom: :class:`DualDilatedBottom`. Decoder: transposed convs with skip concatenations up
+    to H/2, one more to H, where the masked image and the hole mask are concatenated before a
+    3x3 conv head.
     """
 
-    def __init__(self, width: int, widths: tuple[int, int, int]) -> None:
+    def __init__(self, width: int, widths: tuple[int, int, int], *, gated: bool = True) -> None:
         super().__init__()
         u1, u2, u3 = widths
-        self.enc = nn.ModuleList([_gated(width, u1, 2), _gated(u1, u2, 2), _gated(u2, u3, 2)])
+        down = _gated if gated else _plain
+        self.enc = nn.ModuleList([down(width, u1, 2), down(u1, u2, 2), down(u2, u3, 2)])
         self.bottom = DualDilatedBottom(u3)
         self.dec = nn.ModuleList([_up(u3 + u3, u2), _up(u2 + u2, u1), _up(u1 + u1, width)])
         self.to_full = _up(width + width, width // 2)
@@ -219,6 +239,12 @@ class APFIGenerator(InpaintingGenerator):
             shared, so ``G(image, mask, cycles=n)`` may use another count at inference.
         kernel_size: kernel of the area-identification partial convs (the valid region
             grows by ``2 * (kernel_size // 2)`` half-resolution pixels a cycle).
+        kca: knowledge consistent attention in the reasoning block (False: the ablation
+            "without KCA").
+        gated_unet: gated convs in the U-Net's encoder, as the paper (False: plain convs,
+            the ablation "without the gated encoder").
+        separable: depthwise-separable area identification, our choice (False: two dense
+            partial convs, as RFR-Net).
     """
 
     stride = 16
@@ -238,15 +264,18 @@ class APFIGenerator(InpaintingGenerator):
         unet: tuple[int, int, int] = (128, 256, 256),
         cycles: int = 6,
         kernel_size: int = 7,
+        kca: bool = True,
+        gated_unet: bool = True,
+        separable: bool = True,
     ) -> None:
         super().__init__()
         if cycles < 1:
             raise ValueError(f"cycles must be >= 1, got {cycles}")
         self.cycles = cycles
         self.input_layer = InputLayer(width)
-        self.apfi = APFIModule(width, tuple(reasoning), kernel_size)
+        self.apfi = APFIModule(width, tuple(reasoning), kernel_size, kca=kca, separable=separable)
         self.merge = FeatureMerge(masked=True)  # every cycle's features are zero outside its map
-        self.unet = UNetGenerator(width, tuple(unet))
+        self.unet = UNetGenerator(width, tuple(unet), gated=gated_unet)
 
     def encoder_batchnorms(self) -> list[nn.Module]:
         return [self.input_layer.norm, self.apfi.identify_norm]
