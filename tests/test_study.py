@@ -280,3 +280,26 @@ def test_cycles_at_inference_are_one_table_per_row_and_test_set_with_the_trained
     assert "| 26.00 |" in lines[2] and "| 21.00 |" in lines[0]
     assert "5000 steps of batch 8" in tables[0]  # the row's budget is said
     assert study.render_cycles([_row()]) == ""
+
+
+def test_the_commit_is_dirty_for_changed_code_but_not_for_the_studys_own_outputs(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "benchmarks/results").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "benchmarks/results/study.md").write_text("rows\n")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    clean = study.git_commit(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "benchmarks/results/study.md").write_text("more rows\n")  # what every row re-renders
+    assert study.git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert study.git_commit(tmp_path) == clean + "-dirty"
+    assert study.git_commit(tmp_path / "not-a-repo") == "unknown"

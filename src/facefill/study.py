@@ -34,14 +34,20 @@ SETTING = ("data", "size", "steps", "batch", "masks")
 MARK = "†"
 
 
-def git_commit(root: Path) -> str:
-    """The commit of ``root``'s checkout, ``-dirty`` appended when tracked files differ from it."""
+#: Paths whose changes do not make a checkout's code differ from its commit: the study's own
+#: outputs (study.md and its plots are re-rendered by every row, and are tracked).
+OUTPUTS = ("benchmarks/results",)
+
+
+def git_commit(root: Path, ignore: Iterable[str] = OUTPUTS) -> str:
+    """The commit of ``root``'s checkout, ``-dirty`` appended when tracked files differ from it
+    (changes under the ``ignore`` paths, the results a run writes, do not count)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD").strip()
-        dirty = git("status", "--porcelain", "--untracked-files=no").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in ignore)).strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
