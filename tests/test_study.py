@@ -282,7 +282,7 @@ def test_cycles_at_inference_are_one_table_per_row_and_test_set_with_the_trained
     assert study.render_cycles([_row()]) == ""
 
 
-def test_the_commit_is_dirty_for_changed_code_but_not_for_the_studys_own_outputs(tmp_path):
+def test_the_commit_is_dirty_for_changed_code_but_not_for_the_studys_outputs_or_documents(tmp_path):
     import subprocess
 
     def git(*args):
@@ -293,12 +293,14 @@ def test_the_commit_is_dirty_for_changed_code_but_not_for_the_studys_own_outputs
     git("config", "user.name", "t")
     (tmp_path / "benchmarks/results").mkdir(parents=True)
     (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "README.md").write_text("docs\n")
     (tmp_path / "benchmarks/results/study.md").write_text("rows\n")
     git("add", ".")
     git("commit", "-qm", "x")
     clean = study.git_commit(tmp_path)
     assert len(clean) == 12 and not clean.endswith("-dirty")
     (tmp_path / "benchmarks/results/study.md").write_text("more rows\n")  # what every row re-renders
+    (tmp_path / "README.md").write_text("more docs\n")
     assert study.git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("a = 2\n")
     assert study.git_commit(tmp_path) == clean + "-dirty"

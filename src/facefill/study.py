@@ -35,13 +35,14 @@ MARK = "†"
 
 
 #: Paths whose changes do not make a checkout's code differ from its commit: the study's own
-#: outputs (study.md and its plots are re-rendered by every row, and are tracked).
-OUTPUTS = ("benchmarks/results",)
+#: outputs (study.md and its plots are re-rendered by every row, and are tracked) and the
+#: Markdown documentation.
+NOT_CODE = ("benchmarks/results", "*.md")
 
 
-def git_commit(root: Path, ignore: Iterable[str] = OUTPUTS) -> str:
+def git_commit(root: Path, ignore: Iterable[str] = NOT_CODE) -> str:
     """The commit of ``root``'s checkout, ``-dirty`` appended when tracked files differ from it
-    (changes under the ``ignore`` paths, the results a run writes, do not count)."""
+    (changes under the ``ignore`` pathspecs, results and documentation, do not count)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
 
