@@ -19,6 +19,7 @@ which decides what is plotted, does not.
 from __future__ import annotations
 
 import json
+import math
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
@@ -222,7 +223,13 @@ def plot_cost(cp: CostPoints, path: Path) -> Path:
             for p in mine:
                 ax.annotate(p.label, (getattr(p, attr), p.psnr), textcoords="offset points", xytext=(4, 3), fontsize=8)
         if attr == "latency_ms" and shown and min(p.latency_ms for p in shown) > 0:
-            ax.set_xscale("log")
+            from matplotlib.ticker import FuncFormatter
+
+            ax.set_xscale("log")  # plain numbers (2, 5, 10, 20, 50), not crowded 3x10^0 labels
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(
+                lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""
+            ))
         if not shown:
             ax.text(0.5, 0.5, "no point: see the caption", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel(xlabel)
