@@ -179,7 +179,9 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
         commit = study.git_commit(ROOT)
         gflops = count_cost(name, args.preset, args.size).flops / 1e9
     else:
-        print(f"== {name}: training {args.steps} steps of batch {args.batch} at {args.size}px", flush=True)
+        done = (work / name / "train_seconds.json").is_file() and not args.fresh
+        what = "a finished run of" if done else "training"  # an unfinished one resumes
+        print(f"== {name}: {what} {args.steps} steps of batch {args.batch} at {args.size}px in {work / name}", flush=True)
         trainer, seconds = train_one(name, args, work / name)
         generator = trainer.inference_model  # the exported weights: the EMA's when there is one
         commit = training_commit(work / name)

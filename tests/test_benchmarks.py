@@ -238,9 +238,10 @@ def test_quality_records_an_ablation_row_with_its_cycles_at_inference_and_reuses
     assert "| apfi (small[kca=false]) | shared-tiny_shared-nocritic: apfi |" in md
     assert "Cycles at inference: apfi (small[kca=false])" in md and "| 2 * |" in md
     seconds = row["train_seconds"]
+    assert "training 2 steps" in capsys.readouterr().out
     quality.main(argv)  # the finished run is evaluated again, not trained again
     assert json.loads(path.read_text())["train_seconds"] == seconds
-    assert "training 2 steps" in capsys.readouterr().out
+    assert "a finished run of 2 steps" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra,message", [
