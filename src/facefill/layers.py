@@ -71,7 +71,7 @@ class PartialConv2d(nn.Conv2d):
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, valid: torch.Tensor, *, masked: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``masked=True`` says ``x`` is already zero wherever ``valid`` is (a binary map
+        """``masked=True`` says ``x`` is already zero wherever ``valid`` is 0 (a binary map
         broadcast over the channels), so the input masking, a full pass over ``x``, is skipped."""
         new_valid, ratio = self.update_mask(valid)
         raw = self._conv_forward(x if masked else x * valid, self.weight, None)
