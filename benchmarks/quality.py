@@ -95,7 +95,7 @@ def parse_variant(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"--variant {item!r}: expected KEY=VALUE, e.g. --variant kca=false")
+            raise ValueError(f"--variant {item!r}: expected KEY=VALUE, e.g. --variant kca=false")
         out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -255,7 +255,10 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"unknown model {args.model!r}; registered: {list_models('generator')}")
         if args.set:
             p.error("--set would change the recipe without changing the row's key; use a config")
-        args.variant = parse_variant(args.variant)
+        try:
+            args.variant = parse_variant(args.variant)
+        except ValueError as err:
+            p.error(str(err))
         if args.variant or args.no_critic:
             if not model_entry(args.model).trainable:
                 p.error(f"{args.model} is not trained: --variant and --no-critic do not apply")
