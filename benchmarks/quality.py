@@ -285,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = study.load_rows(rows_dir) if rows_dir.is_dir() else []
     args.out.mkdir(parents=True, exist_ok=True)
     text = "# Quality at equal budget: the study\n\n" + (study.render(rows) if rows else "No rows yet.\n")
+    ablations = study.render_ablations(rows)
+    if ablations:  # the paper's Table 1 (and Table 5's trained counts): each change beside its base
+        text += "\n" + ablations
     if any(r.get("inference_cycles") for r in rows):
         text += "\n" + study.render_cycles(rows)
     if rows:  # the quality-per-cost plots, one PNG per setting, from the stored rows only

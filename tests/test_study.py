@@ -305,3 +305,35 @@ def test_the_commit_is_dirty_for_changed_code_but_not_for_the_studys_outputs_or_
     (tmp_path / "code.py").write_text("a = 2\n")
     assert study.git_commit(tmp_path) == clean + "-dirty"
     assert study.git_commit(tmp_path / "not-a-repo") == "unknown"
+
+
+def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
+    def bins(psnr):
+        return {"0.3-0.4": {"psnr": psnr, "ssim": 0.8, "l1": 0.03}}
+    shared = "shared-x: apfi + patchgan"
+    base = _row(recipe=shared, bins=bins(22.0), params=2_240_000, gflops=3.0)
+    rows = [
+        base,
+        _row(recipe=shared, preset="small[kca=false]", bins=bins(21.5), params=2_000_000, gflops=2.5),
+        _row(recipe="shared-x-nocritic: apfi", bins=bins(22.25), commit="def456"),
+        _row(model="rfr", recipe=shared, bins=bins(20.0)),
+        _row(model="pconv", recipe="own: pconv", bins=bins(19.0)),  # another recipe: not an ablation
+        _row(recipe=shared, preset="small[kca=false]", steps=2000, bins=bins(30.0)),  # another setting
+        _row(model="rfr", preset="small[x=1]", recipe=shared, bins=bins(1.0)),  # another model's variant
+    ]
+    groups = study.ablation_groups(rows)
+    assert [(b["model"], b["preset"], [c for c, _ in ch]) for b, ch in groups] == [
+        ("apfi", "small", ["no critic", "kca=false", "model rfr (small)"]),
+        ("rfr", "small", ["model apfi (small)", "x=1"]),  # RFR-Net's own ablation: its own table
+    ]
+    md = study.render_ablations(rows)
+    table, rfr_table = _tables(md)
+    assert rfr_table.startswith("Ablations of rfr (small)") and "| x=1 |" in rfr_table
+    assert table.startswith("Ablations of apfi (small), celeba test set: 5000 steps of batch 8")
+    lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| change")]
+    assert lines[0].startswith("| — (base) | abc123 | 2.24 | 3.00 | 22.00 | 0.8000 |")
+    assert "| kca=false | abc123 | 2.00 | 2.50 | 21.50 (-0.50) | 0.8000 (+0.0000) |" in lines
+    assert any(line.startswith(f"| no critic | def456 {study.MARK} |") and "22.25 (+0.25)" in line for line in lines)
+    assert any(line.startswith("| model rfr (small) |") and "20.00 (-2.00)" in line for line in lines)
+    assert "30.00" not in md and "| 19.00 " not in md and "| x=1 |" not in table
+    assert study.render_ablations([base, rows[3]]) == ""  # another model alone is no ablation

@@ -24,7 +24,8 @@ from typing import Any
 
 __all__ = [
     "KEY", "SETTING", "MARK", "git_commit", "row_name", "save_row", "load_rows", "test_sets", "reference_commit",
-    "by_setting", "row_order", "setting_title", "render", "variant_preset", "render_cycles",
+    "by_setting", "row_order", "setting_title", "render", "variant_preset", "render_cycles", "ablation_groups",
+    "render_ablations",
 ]
 
 #: What identifies a row; a second run with the same key replaces the first.
@@ -214,5 +215,95 @@ def render_cycles(rows: Iterable[Mapping[str, Any]]) -> str:
             for c in counts:
                 cells = "".join(_cell(per_count[c].get(b), key, fmt) for b in bins for key, _, fmt in metrics)
                 out.append(f"| {c}{' *' if trained is not None and int(c) == int(trained) else ''} |{cells}")
+            out.append("")
+    return "\n".join(out)
+
+
+def _recipe_key(row: Mapping[str, Any]) -> str:
+    """The recipe's name without the loss description: ``shared-apfi_study_tuned-nocritic``."""
+    return str(row["recipe"]).split(":")[0].strip()
+
+
+def _change(base: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
+    """What ``row`` changes from ``base`` in one setting, or ``None`` when it is not its ablation.
+
+    An ablation is the base model with generator arguments over its preset (``small[kca=false]``,
+    same recipe), the base without its critic (recipe ``<base's>-nocritic``), or another model
+    trained with the base's recipe (RFR-Net under APFI's, as the paper's Table 1).
+    """
+    same_recipe = row["recipe"] == base["recipe"]
+    if row["model"] == base["model"]:
+        if same_recipe and str(row["preset"]).startswith(f"{base['preset']}["):
+            return str(row["preset"])[len(str(base["preset"])) + 1:-1]
+        if row["preset"] == base["preset"] and _recipe_key(row) == _recipe_key(base) + "-nocritic":
+            return "no critic"
+        return None
+    if _recipe_key(row) == _recipe_key(base) and "[" not in str(row["preset"]):
+        return f"model {row['model']} ({row['preset']})"
+    return None
+
+
+def ablation_groups(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[tuple[str, Mapping[str, Any]]]]]:
+    """``[(base row, [(change, row), ...]), ...]``: each base row of a setting with the rows that
+    change one thing from it (:func:`_change`), for bases with at least one ablation of their own
+    model (a base row is one without generator arguments and with its critic)."""
+    groups = []
+    for _, members in by_setting(rows):
+        for base in sorted(members, key=row_order):
+            if "[" in str(base["preset"]) or _recipe_key(base).endswith("-nocritic"):
+                continue
+            changed = [(c, r) for r in sorted(members, key=row_order) if r is not base
+                       and (c := _change(base, r)) is not None]
+            if any(r["model"] == base["model"] for _, r in changed):
+                groups.append((base, changed))
+    return groups
+
+
+def _delta(value: float | None, base: float | None, fmt: str) -> str:
+    if value is None:
+        return " – |"
+    if base is None:
+        return f" {value:{fmt}} |"
+    return f" {value:{fmt}} ({value - base:+{fmt}}) |"
+
+
+def render_ablations(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Markdown: the paper's ablations (Table 1; Table 5's trained cycle counts) from the rows.
+
+    One table per base row (:func:`ablation_groups`) and test set: the base, then each row that
+    changes one thing from it, with its parameters, GFLOP per image and, per bin, PSNR and SSIM
+    with the difference to the base in brackets. Rows share the base's setting by construction;
+    a row at another commit than the setting's reference is marked :data:`MARK`.
+    """
+    rows = list(rows)
+    out: list[str] = []
+    references = {tuple(s.values()): reference_commit(m) for s, m in by_setting(rows)}
+    for base, changed in ablation_groups(rows):
+        reference = references[_setting(base)]
+        for name, base_bins in test_sets(base).items():
+            bins = list(base_bins)
+            out += [
+                f"## Ablations of {base['model']} ({base['preset']}), {name} test set: {setting_title(base)}",
+                "",
+                f"Recipe {base['recipe']}; masks {base['masks']}. Each row changes one thing from the "
+                "first; brackets: the difference to it.",
+                "",
+                "| change | commit | params (M) | GFLOP |" + "".join(f" PSNR {b} | SSIM {b} |" for b in bins),
+                "|---|---|---:|---:|" + "---:|---:|" * len(bins),
+            ]
+            marked = False
+            for change, r in [("— (base)", base), *changed]:
+                got = test_sets(r).get(name) or {}
+                off = r["commit"] != reference
+                marked |= off
+                params = f"{r['params'] / 1e6:.2f}" if r.get("params") else "–"
+                gflops = f"{r['gflops']:.2f}" if r.get("gflops") is not None else "–"
+                cells = "".join(
+                    _delta((got.get(b) or {}).get(k), None if r is base else base_bins[b].get(k), fmt)
+                    for b in bins for k, fmt in (("psnr", ".2f"), ("ssim", ".4f"))
+                )
+                out.append(f"| {change} | {r['commit']}{' ' + MARK if off else ''} | {params} | {gflops} |{cells}")
+            if marked:
+                out += ["", f"{MARK} trained and evaluated at another commit than the reference: the code may differ."]
             out.append("")
     return "\n".join(out)
