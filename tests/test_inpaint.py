@@ -213,6 +213,9 @@ def test_empty_all_hole_resized_and_oversized_masks(inp):
         inp(np.zeros((2, 8193, 3), np.uint8), np.zeros((2, 8193)))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         inp(a.astype(np.float32), hole_mask())
+    # A float TIFF (PIL mode F) would be clipped to 0-255 on conversion, a black picture: refused.
+    with pytest.raises(InputError, match="mode F"):
+        inp(Image.fromarray(a[..., 0].astype(np.float32) / 255), hole_mask())
 
 
 def test_dilate_and_feather_bound_the_changed_pixels(inp):

@@ -142,6 +142,11 @@ def _pil_canvas(im: Image.Image, name: str) -> Canvas:
     _check_size(im.width, im.height, name)
     im = ImageOps.exif_transpose(im)
     mode = im.mode
+    if mode == "F":  # converting it would clip its floats to 0-255: a black or white image
+        raise InputError(
+            f"{name}: 32-bit float images (mode F) are not supported; save it as 8- or 16-bit, "
+            "or pass a float array in [0, 1] to the Python API"
+        )
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     elif mode == "PA":
