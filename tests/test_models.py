@@ -149,7 +149,7 @@ def test_apfi_inference_runs_a_batch_in_cache_sized_chunks_with_the_same_output(
     assert calls == [5, 5]
 
 
-ABLATIONS = [{"kca": False}, {"gated_unet": False}, {"separable": False}]
+ABLATIONS = [{"kca": False}, {"gated_unet": False}, {"separable": False}, {"reasoning_dilation": 1}]
 
 
 @pytest.mark.parametrize("change", ABLATIONS, ids=lambda c: next(iter(c)))
@@ -163,10 +163,14 @@ def test_apfi_ablations_change_exactly_their_part_and_keep_the_conventions(chang
         "kca": lambda g: sum(isinstance(m, KnowledgeConsistentAttention) for m in g.modules()),
         "gated_unet": lambda g: sum(isinstance(m, GatedConv2d) for m in g.unet.modules()),
         "separable": lambda g: sum(isinstance(m, PartialConv2d) and m.groups == 1 for m in g.apfi.modules()),
+        "reasoning_dilation": lambda g: sum(m.dilation != (1, 1) for m in g.apfi.modules() if isinstance(m, torch.nn.Conv2d)),
     }
-    assert (kinds[key](base), kinds[key](ablated)) == {"kca": (1, 0), "gated_unet": (3, 0), "separable": (0, 2)}[key]
+    assert (kinds[key](base), kinds[key](ablated)) == {
+        "kca": (1, 0), "gated_unet": (3, 0), "separable": (0, 2), "reasoning_dilation": (1, 0),
+    }[key]
     # every other part is built as in the base model: same parameter names and shapes outside the part
-    part = {"kca": "apfi.att.", "gated_unet": "unet.enc.", "separable": "apfi.identify."}[key]
+    part = {"kca": "apfi.att.", "gated_unet": "unet.enc.", "separable": "apfi.identify.",
+            "reasoning_dilation": "apfi.bottom."}[key]
     shapes = lambda g: {n: p.shape for n, p in g.named_parameters() if not n.startswith(part)}
     assert shapes(base) == shapes(ablated)
     for train in (True, False):

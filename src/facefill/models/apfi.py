@@ -92,12 +92,13 @@ class APFIModule(nn.Module):
     feature size; ``state`` carries KCA's scores from cycle to cycle (None without KCA).
 
     Ablations (the study's, ``benchmarks/quality.py --variant``): ``kca=False`` drops the
-    attention; ``separable=False`` identifies areas with two dense partial convs, as RFR-Net.
+    attention; ``separable=False`` identifies areas with two dense partial convs, as RFR-Net;
+    ``reasoning_dilation=1`` makes the reasoning bottom a plain 3x3 gated conv.
     """
 
     def __init__(
         self, width: int, reasoning: tuple[int, int, int], kernel_size: int = 7,
-        *, kca: bool = True, separable: bool = True,
+        *, kca: bool = True, separable: bool = True, reasoning_dilation: int = 2,
     ) -> None:
         super().__init__()
         r1, r2, r3 = reasoning
@@ -106,7 +107,7 @@ class APFIModule(nn.Module):
         self.identify_norm = nn.BatchNorm2d(width)
         # Asymmetric reasoning: gated convs encode, plain transposed convs decode.
         self.enc = nn.ModuleList([_gated(width, r1, 2), _gated(r1, r2, 2), _gated(r2, r3, 2)])
-        self.bottom = _gated(r3, r3, dilation=2)
+        self.bottom = _gated(r3, r3, dilation=reasoning_dilation)
         self.dec = nn.ModuleList([_up(r3 + r3, r2), _up(r2 + r2, r1), _up(r1 + r1, width)])
         self.att = KnowledgeConsistentAttention(r2) if kca else None
 
@@ -245,6 +246,8 @@ class APFIGenerator(InpaintingGenerator):
             the ablation "without the gated encoder").
         separable: depthwise-separable area identification, our choice (False: two dense
             partial convs, as RFR-Net).
+        reasoning_dilation: dilation of the gated conv at the bottom of the reasoning block,
+            our choice (the paper does not say; 1: a plain 3x3, the ablation).
     """
 
     stride = 16
@@ -267,13 +270,18 @@ class APFIGenerator(InpaintingGenerator):
         kca: bool = True,
         gated_unet: bool = True,
         separable: bool = True,
+        reasoning_dilation: int = 2,
     ) -> None:
         super().__init__()
         if cycles < 1:
             raise ValueError(f"cycles must be >= 1, got {cycles}")
+        if reasoning_dilation < 1:
+            raise ValueError(f"reasoning_dilation must be >= 1, got {reasoning_dilation}")
         self.cycles = cycles
         self.input_layer = InputLayer(width)
-        self.apfi = APFIModule(width, tuple(reasoning), kernel_size, kca=kca, separable=separable)
+        self.apfi = APFIModule(
+            width, tuple(reasoning), kernel_size, kca=kca, separable=separable, reasoning_dilation=reasoning_dilation
+        )
         self.merge = FeatureMerge(masked=True)  # every cycle's features are zero outside its map
         self.unet = UNetGenerator(width, tuple(unet), gated=gated_unet)
 
