@@ -191,6 +191,12 @@ def test_a_cost_report_of_another_preset_gives_no_latency_and_says_so():
     cp = study_plot.cost_points([_two()], _cost_report(preset="paper"), "cost-2026-11-30.json", gflops=_fixed_gflops)
     assert all(p.latency_ms is None for p in cp.points)
     assert cp.notes == ["Left out of the latency panel (cost-2026-11-30.json: it measured the paper preset): apfi."]
+    # an ablation of the measured preset is another network: its latency is not the preset's
+    cp = study_plot.cost_points([_two(preset="small[kca=false]")], _cost_report(), "cost.json", gflops=_fixed_gflops)
+    assert all(p.latency_ms is None for p in cp.points)
+    assert cp.notes == [
+        "Left out of the latency panel (cost.json: it measured the small preset, not its ablations): apfi.",
+    ]
 
 
 def test_gflops_are_count_cost_at_the_rows_size_or_the_stored_figure_for_an_unregistered_model():
@@ -337,3 +343,20 @@ def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
     assert any(line.startswith("| model rfr (small) |") and "20.00 (-2.00)" in line for line in lines)
     assert "30.00" not in md and "| 19.00 " not in md and "| x=1 |" not in table
     assert study.render_ablations([base, rows[3]]) == ""  # another model alone is no ablation
+
+
+def test_labels_of_points_at_one_spot_are_stacked_not_drawn_over_each_other():
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.set_xlim(-1, 10)
+    ax.set_ylim(18, 24)
+    study_plot._annotate(ax, [(0.0, 23.0, "telea"), (0.0, 23.02, "ns"), (5.0, 23.0, "apfi"), (0.0, 19.0, "pconv")])
+    offsets = {a.get_text(): a.xyann[1] for a in ax.texts}
+    assert offsets["ns"] == pytest.approx(3)  # the higher point keeps its place
+    assert offsets["telea"] < offsets["ns"] - 8  # moved below it, a label's height
+    assert offsets["apfi"] == pytest.approx(3) and offsets["pconv"] == pytest.approx(3)  # nothing in their way

@@ -98,6 +98,8 @@ def _latency(cost: Optional[Mapping[str, Any]], row: Mapping[str, Any]) -> tuple
         return None, ""
     preset = cost.get("settings", {}).get("preset")
     if preset != row["preset"]:
+        if str(row["preset"]).startswith(f"{preset}["):  # an ablation: its own network, not timed
+            return None, f"it measured the {preset} preset, not its ablations"
         return None, f"it measured the {preset} preset"
     measured = cost.get("models", {}).get(row["model"], {})
     # cost.py names it per precision mode since 2026-12-01; the reports before, plain.
@@ -220,8 +222,6 @@ def plot_cost(cp: CostPoints, path: Path) -> Path:
             mine = [p for p in shown if p.test_set == name]
             ax.scatter([getattr(p, attr) for p in mine], [p.psnr for p in mine],
                        marker=_MARKERS[i % len(_MARKERS)], color=f"C{i}", label=f"{name} test set", zorder=3)
-            for p in mine:
-                ax.annotate(p.label, (getattr(p, attr), p.psnr), textcoords="offset points", xytext=(4, 3), fontsize=8)
         if attr == "latency_ms" and shown and min(p.latency_ms for p in shown) > 0:
             from matplotlib.ticker import FuncFormatter
 
@@ -232,6 +232,8 @@ def plot_cost(cp: CostPoints, path: Path) -> Path:
             ))
         if not shown:
             ax.text(0.5, 0.5, "no point: see the caption", transform=ax.transAxes, ha="center", va="center")
+        else:
+            _right_margin(ax, 0.3)  # room for the labels of the rightmost points
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
     panels[0].set_ylabel(f"PSNR (dB), {PLOT_BIN} hole bin")
@@ -242,10 +244,39 @@ def plot_cost(cp: CostPoints, path: Path) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.text(0.01, 0.08 / height, caption, fontsize=7.5, va="bottom", ha="left")
     fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.5 / height, bottom=(0.75 + 0.14 * lines) / height)
+    for ax, attr in ((panels[0], "gflops"), (panels[1], "latency_ms")):  # once the layout is final
+        _annotate(ax, [(getattr(p, attr), p.psnr, p.label) for p in cp.points if getattr(p, attr) is not None])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def _right_margin(ax: Any, share: float) -> None:
+    """Widen ``ax``'s x range so its last ``share`` of width is free (in the axis' own scale)."""
+    lo, hi = ax.get_xlim()
+    if ax.get_xscale() == "log":
+        a, b = math.log10(lo), math.log10(hi)
+        ax.set_xlim(lo, 10 ** (a + (b - a) / (1 - share)))
+    else:
+        ax.set_xlim(lo, lo + (hi - lo) / (1 - share))
+
+
+def _annotate(ax: Any, items: list[tuple[float, float, str]], size: float = 8.0) -> None:
+    """Label each point ``(x, y, text)`` beside it, moving a label down while it would overlap
+    one placed before (points drawn at one spot, as two classical rows at 0 GFLOP, stay legible)."""
+    px_per_pt = ax.figure.dpi / 72
+    height = size * 1.3 * px_per_pt  # a label's height in pixels
+    placed: list[tuple[float, float, float]] = []  # (left, bottom, right) in pixels
+    for x, y, text in sorted(items, key=lambda it: (-it[1], it[0])):
+        px, py = ax.transData.transform((x, y))
+        left = px + 4 * px_per_pt  # the label starts 4 points right of the point, 3 above it
+        right = left + 0.6 * size * len(text) * px_per_pt
+        bottom = py + 3 * px_per_pt
+        while any(left < r and right > lft and abs(bottom - b) < height for lft, b, r in placed):
+            bottom -= height
+        placed.append((left, bottom, right))
+        ax.annotate(text, (x, y), textcoords="offset points", fontsize=size, xytext=(4, (bottom - py) / px_per_pt))
 
 
 def load_cost(path: Optional[Path]) -> Optional[dict]:
