@@ -116,7 +116,7 @@ def recipe_name(args: argparse.Namespace) -> str:
     so the config's name is part of the key.
     """
     name = "own" if args.recipe == "own" else f"shared-{args.config.stem}"
-    return name + ("-nocritic" if args.no_critic else "")
+    return name + (study.NO_CRITIC if args.no_critic else "")
 
 
 def training_commit(out: Path) -> str:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(r.get("inference_cycles") for r in rows):
         text += "\n" + study.render_cycles(rows)
     if rows:  # the quality-per-cost plots, one PNG per setting, from the stored rows only
-        presets = {r["preset"].split("[")[0] for r in rows}  # the rows' preset (an ablation's base), when one
+        presets = {study.split_preset(r["preset"])[0] for r in rows}  # the rows' preset (an ablation's base), when one
         preset = presets.pop() if len(presets) == 1 else "paper"
         cost = args.cost if args.cost is not None else study_plot.latest_cost_file(ROOT / "benchmarks/results", preset)
         text += "\n" + study_plot.render_plots(rows, args.out / "study-plots", cost, link="study-plots")

@@ -25,7 +25,7 @@ from typing import Any
 __all__ = [
     "KEY", "SETTING", "MARK", "git_commit", "row_name", "save_row", "load_rows", "test_sets", "reference_commit",
     "by_setting", "row_order", "setting_title", "render", "variant_preset", "render_cycles", "ablation_groups",
-    "render_ablations",
+    "render_ablations", "split_preset", "NO_CRITIC",
 ]
 
 #: What identifies a row; a second run with the same key replaces the first.
@@ -33,6 +33,8 @@ KEY = ("model", "preset", "recipe", "data", "size", "steps", "batch", "seed", "m
 #: What rows must share to be in one table.
 SETTING = ("data", "size", "steps", "batch", "masks")
 MARK = "†"
+#: The end of a recipe's name when its ablation dropped the critic (``quality.py --no-critic``).
+NO_CRITIC = "-nocritic"
 
 
 #: Paths whose changes do not make a checkout's code differ from its commit: the study's own
@@ -95,6 +97,13 @@ def variant_preset(preset: str, variant: Mapping[str, Any]) -> str:
     def text(v: Any) -> str:
         return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
     return f"{preset}[{','.join(f'{k}={text(v)}' for k, v in sorted(variant.items()))}]"
+
+
+def split_preset(preset: str) -> tuple[str, str]:
+    """A row's preset as (base preset, ablation): ``small[kca=false]`` -> ``("small", "kca=false")``,
+    ``small`` -> ``("small", "")`` (the inverse of :func:`variant_preset`)."""
+    base, _, variant = str(preset).partition("[")
+    return base, variant[:-1] if variant.endswith("]") else variant
 
 
 def _setting(row: Mapping[str, Any]) -> tuple:
@@ -231,14 +240,14 @@ def _change(base: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
     same recipe), the base without its critic (recipe ``<base's>-nocritic``), or another model
     trained with the base's recipe (RFR-Net under APFI's, as the paper's Table 1).
     """
-    same_recipe = row["recipe"] == base["recipe"]
+    preset, variant = split_preset(row["preset"])
     if row["model"] == base["model"]:
-        if same_recipe and str(row["preset"]).startswith(f"{base['preset']}["):
-            return str(row["preset"])[len(str(base["preset"])) + 1:-1]
-        if row["preset"] == base["preset"] and _recipe_key(row) == _recipe_key(base) + "-nocritic":
+        if variant and preset == base["preset"] and row["recipe"] == base["recipe"]:
+            return variant
+        if not variant and preset == base["preset"] and _recipe_key(row) == _recipe_key(base) + NO_CRITIC:
             return "no critic"
         return None
-    if _recipe_key(row) == _recipe_key(base) and "[" not in str(row["preset"]):
+    if not variant and _recipe_key(row) == _recipe_key(base):
         return f"model {row['model']} ({row['preset']})"
     return None
 
@@ -247,15 +256,19 @@ def ablation_groups(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str
     """``[(base row, [(change, row), ...]), ...]``: each base row of a setting with the rows that
     change one thing from it (:func:`_change`), for bases with at least one ablation of their own
     model (a base row is one without generator arguments and with its critic)."""
+    return [group for _, members in by_setting(rows) for group in _groups_of(members)]
+
+
+def _groups_of(members: list[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[tuple[str, Mapping[str, Any]]]]]:
+    """:func:`ablation_groups` of the rows of ONE setting."""
     groups = []
-    for _, members in by_setting(rows):
-        for base in sorted(members, key=row_order):
-            if "[" in str(base["preset"]) or _recipe_key(base).endswith("-nocritic"):
-                continue
-            changed = [(c, r) for r in sorted(members, key=row_order) if r is not base
-                       and (c := _change(base, r)) is not None]
-            if any(r["model"] == base["model"] for _, r in changed):
-                groups.append((base, changed))
+    ordered = sorted(members, key=row_order)
+    for base in ordered:
+        if split_preset(base["preset"])[1] or _recipe_key(base).endswith(NO_CRITIC):
+            continue
+        changed = [(c, r) for r in ordered if r is not base and (c := _change(base, r)) is not None]
+        if any(r["model"] == base["model"] for _, r in changed):
+            groups.append((base, changed))
     return groups
 
 
@@ -275,11 +288,17 @@ def render_ablations(rows: Iterable[Mapping[str, Any]]) -> str:
     with the difference to the base in brackets. Rows share the base's setting by construction;
     a row at another commit than the setting's reference is marked :data:`MARK`.
     """
-    rows = list(rows)
     out: list[str] = []
-    references = {tuple(s.values()): reference_commit(m) for s, m in by_setting(rows)}
-    for base, changed in ablation_groups(rows):
-        reference = references[_setting(base)]
+    for _, members in by_setting(rows):
+        reference = reference_commit(members)
+        out += _render_groups(_groups_of(members), reference)
+    return "\n".join(out)
+
+
+def _render_groups(groups: list, reference: str) -> list[str]:
+    """The Markdown lines of one setting's ablation tables (:func:`render_ablations`)."""
+    out: list[str] = []
+    for base, changed in groups:
         for name, base_bins in test_sets(base).items():
             bins = list(base_bins)
             out += [
@@ -306,4 +325,4 @@ def render_ablations(rows: Iterable[Mapping[str, Any]]) -> str:
             if marked:
                 out += ["", f"{MARK} trained and evaluated at another commit than the reference: the code may differ."]
             out.append("")
-    return "\n".join(out)
+    return out

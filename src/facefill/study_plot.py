@@ -98,7 +98,7 @@ def _latency(cost: Optional[Mapping[str, Any]], row: Mapping[str, Any]) -> tuple
         return None, ""
     preset = cost.get("settings", {}).get("preset")
     if preset != row["preset"]:
-        if str(row["preset"]).startswith(f"{preset}["):  # an ablation: its own network, not timed
+        if study.split_preset(row["preset"])[0] == preset:  # an ablation: its own network, not timed
             return None, f"it measured the {preset} preset, not its ablations"
         return None, f"it measured the {preset} preset"
     measured = cost.get("models", {}).get(row["model"], {})
