@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from facefill.evaluate import _Optional, evaluate, optional_metric_status
+from facefill.evaluate import evaluate, optional_metric_status
+from facefill.evaluate.optional import _Optional
 from facefill.identity import identity_status
 from facefill.masks import generate_binned_masks
 

@@ -194,8 +194,8 @@ def test_generation_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
             raise masks.MaskGenerationError("boom")
         return real(*args, **kwargs)
 
-    real = masks._binned_mask
-    monkeypatch.setattr(masks, "_binned_mask", failing)
+    real = masks.binned._binned_mask
+    monkeypatch.setattr(masks.binned, "_binned_mask", failing)
     with pytest.raises(masks.MaskGenerationError):
         generate_binned_masks(tmp_path / "new", 64, 2, seed=0)
     with pytest.raises(masks.MaskGenerationError):

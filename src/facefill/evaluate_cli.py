@@ -98,7 +98,7 @@ def evaluate_cmd(
     A training run's held-out validation images: --split train --holdout N.
     """
     from .evaluate import evaluate, evaluate_sets, parse_cycles
-    from .evaluate_report import TABLE_LEGEND
+    from .evaluate.report import TABLE_LEGEND
 
     try:
         parsed_cycles = parse_cycles(cycles) if cycles is not None else None
@@ -137,7 +137,7 @@ def evaluate_cmd(
 
 
 def _print_result(result: dict, folder: Path, name: Optional[str]) -> None:
-    from .evaluate_report import result_table
+    from .evaluate.report import result_table
 
     model = result["model"]
     held = result["data"].get("holdout")

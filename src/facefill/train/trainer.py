@@ -1,28 +1,14 @@
-"""The training loop: one trainer for every registered generator and discriminator.
-
-Single process on CPU or one GPU, or many processes through ``torchrun`` (DDP: the same
-config, data sharded per rank by a step-indexed sampler, gradients averaged, only rank 0
-logs and saves). What is minimised is the config's recipe (``loss.recipe``, see
-:mod:`facefill.recipes`): each step the critic, when the recipe has one, is updated on real
-and (detached) inpainted images, then the generator on the recipe's weighted terms.
-
-Reproducibility: every sample (which image, its flip, its mask) is a function of the seed
-and the global sample position, so a run resumed from a checkpoint sees exactly the data it
-would have seen, and with the optimiser and RNG states restored it follows the same loss
-curve (bit for bit on CPU).
-"""
+"""The :class:`Trainer`: builds models, losses and data from a config, runs the loop, validates,
+logs and checkpoints, and resumes exactly."""
 
 from __future__ import annotations
 
 import errno
 import json
 import logging
-import math
 import os
 import random
-import signal
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,187 +17,32 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
-from . import checkpoint as ckpt
-from .config import TrainConfig, check_config, config_to_dict
-from ._device import autocast, precision_name, resolve_device, resolve_precision
-from ._inference import run_generator
-from .errors import ConfigError, FacefillError, InputError, describe_os_error
-from .metrics import psnr, ssim
-
-__all__ = ["Trainer", "TrainingError", "StepSampler", "InpaintingPairs", "lr_shape", "ema_with_warmup"]
+from .. import checkpoint as ckpt
+from ..config import TrainConfig, check_config, config_to_dict
+from .._device import autocast, precision_name, resolve_precision
+from .._inference import run_generator
+from ..errors import ConfigError, FacefillError, InputError, describe_os_error
+from ..metrics import psnr, ssim
+from .runtime import (
+    _distributed,
+    _every,
+    _rng_state,
+    _set_rng_state,
+    _sigterm_as_interrupt,
+    _train_device,
+    _yaml,
+    image_grid,
+)
+from .sampling import InpaintingPairs, StepSampler
+from .schedule import _check_schedule, _jump, ema_with_warmup, lr_shape
 
 log = logging.getLogger("facefill.train")
 
 
 class TrainingError(FacefillError):
     """The run cannot go on (for example, repeated non-finite losses)."""
-
-
-class StepSampler(Sampler[int]):
-    """Endless, step-indexed sampler shared by single-process and DDP runs.
-
-    The global sample stream is a fresh seeded permutation of the dataset every epoch.
-    Global batch ``s`` holds positions ``[s*B*W, (s+1)*B*W)``; rank ``r`` takes its slice
-    of ``B``. Yields ``epoch * n + index`` so the dataset can seed per-sample choices
-    (flip, mask) with the epoch too. ``start_step`` resumes the stream exactly.
-    """
-
-    def __init__(self, n: int, batch: int, *, rank: int = 0, world: int = 1, seed: int = 0, start_step: int = 0):
-        self.n, self.batch, self.rank, self.world = n, batch, rank, world
-        self.seed, self.start_step = seed, start_step
-        self._perm: tuple[int, torch.Tensor] | None = None
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if self._perm is None or self._perm[0] != epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = (epoch, torch.randperm(self.n, generator=g))
-        return self._perm[1]
-
-    def __iter__(self) -> Iterator[int]:
-        step = self.start_step
-        while True:
-            first = (step * self.world + self.rank) * self.batch
-            for position in range(first, first + self.batch):
-                epoch, i = divmod(position, self.n)
-                yield epoch * self.n + int(self._permutation(epoch)[i])
-            step += 1
-
-
-class InpaintingPairs(Dataset):
-    """(image, mask) pairs: an image dataset and a mask source, indexed ``epoch * n + i``."""
-
-    def __init__(self, images, masks) -> None:
-        self.images, self.masks = images, masks
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, i = divmod(key, len(self.images))
-        self.images.set_epoch(epoch)
-        return self.images[i], self.masks.sample(i, epoch)
-
-
-LR_DECAYS = ("none", "cosine", "linear")
-
-
-def _check_schedule(t) -> None:
-    if t.lr_decay not in LR_DECAYS:
-        raise ConfigError(f"train.lr_decay must be one of {', '.join(LR_DECAYS)}, got {t.lr_decay!r}")
-    for name in ("lr_warmup", "lr_decay_start", "critic_start"):
-        if getattr(t, name) < 0:
-            raise ConfigError(f"train.{name} must be >= 0, got {getattr(t, name)}")
-    if not 0 < t.lr_warmup_factor <= 1 or not 0 <= t.lr_min_factor <= 1:
-        raise ConfigError(
-            f"train.lr_warmup_factor must be in (0, 1] and train.lr_min_factor in [0, 1], got "
-            f"{t.lr_warmup_factor} and {t.lr_min_factor}"
-        )
-    if not 0 <= t.ema_decay < 1:
-        raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {t.ema_decay}")
-
-
-def lr_shape(t, *, finetune: bool):
-    """The learning-rate factor as a function of the step, for
-    :class:`torch.optim.lr_scheduler.LambdaLR`.
-
-    Linear warm-up from ``lr_warmup_factor`` to 1 over ``lr_warmup`` steps; then ``lr_decay``
-    from ``max(lr_warmup, lr_decay_start)`` to ``lr_min_factor`` at ``iterations``; during
-    fine-tuning (``finetune=True``, the generator) ``finetune_lr / lr``. A plain function (not a
-    callable object, whose attributes LambdaLR would save and restore): the schedule always
-    follows the current config, and the scheduler's saved state is its step count.
-    """
-    warmup, warmup_factor = int(t.lr_warmup), float(t.lr_warmup_factor)
-    decay, min_factor = t.lr_decay, float(t.lr_min_factor)
-    decay_start, end = max(warmup, int(t.lr_decay_start)), int(t.iterations)
-    tune = float(t.finetune_lr) / float(t.lr) if finetune and t.lr > 0 else None
-
-    def factor(step: int) -> float:
-        if step >= end and tune is not None:
-            return tune
-        if step < warmup:
-            return warmup_factor + (1 - warmup_factor) * step / warmup
-        if decay == "none" or step < decay_start:
-            return 1.0
-        x = min(1.0, (step - decay_start) / max(1, end - decay_start))
-        shape = 0.5 * (1 + math.cos(math.pi * x)) if decay == "cosine" else 1 - x
-        return min_factor + (1 - min_factor) * shape
-
-    return factor
-
-
-def _jump(sched: torch.optim.lr_scheduler.LRScheduler, step: int) -> None:
-    """Put a scheduler at ``step``: its count and its optimiser's learning rates."""
-    sched.last_epoch = step - 1
-    with warnings.catch_warnings():  # "step() before optimizer.step()": deliberate here
-        warnings.simplefilter("ignore", UserWarning)
-        sched.step()
-
-
-def ema_with_warmup(decay: float):
-    """A ``multi_avg_fn`` for :class:`torch.optim.swa_utils.AveragedModel`: an exponential moving
-    average whose decay at update ``n`` is ``min(decay, (1 + n) / (10 + n))``, so the first
-    updates follow the weights closely instead of averaging in the random initialisation."""
-
-    @torch.no_grad()
-    def update(ema_params, params, num_averaged):
-        n = int(num_averaged)
-        d = min(decay, (1 + n) / (10 + n))
-        if torch.is_floating_point(ema_params[0]):
-            torch._foreach_lerp_(ema_params, params, 1 - d)
-        else:  # integer buffers (BatchNorm's batch count): follow the model
-            for e, p in zip(ema_params, params):
-                e.copy_(p)
-
-    return update
-
-
-_TRAIN_DEVICES = ("cpu", "cuda", "mps")
-
-
-def _train_device(name: str) -> torch.device:
-    """``train.device`` as a device that exists here and can train."""
-    try:
-        device = resolve_device(name)
-    except InputError as e:
-        raise ConfigError(f"train.device: {e}") from None
-    if device.type not in _TRAIN_DEVICES:
-        raise ConfigError(f"train.device={name!r} cannot train; use one of {', '.join(_TRAIN_DEVICES)} (or cuda:N)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"train.device={name!r}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 ...)")
-    return device
-
-
-def _distributed() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-    py = state["python"]
-    random.setstate((py[-2], tuple(py[:-2]), py[-1]))
-
-
-def image_grid(*rows: torch.Tensor, limit: int = 4) -> torch.Tensor:
-    """(3, n*H, k*W) grid: one row per sample, one column per tensor (masks shown grey-level)."""
-    cols = [t[:limit].detach().float().cpu().clamp(0, 1).expand(-1, 3, -1, -1) for t in rows]
-    return torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2)
 
 
 class Trainer:
@@ -335,7 +166,7 @@ class Trainer:
         torch.manual_seed(seed)  # same initial weights on every rank
 
     def _build_models(self) -> None:
-        from .models import create_model, list_models, model_entry
+        from ..models import create_model, list_models, model_entry
 
         m = self.cfg.model
 
@@ -378,7 +209,7 @@ class Trainer:
     def _check_memory(self) -> None:
         """Refuse a ``data.size`` x ``train.batch_size`` whose generator activations alone cannot
         fit in the device's memory (see :mod:`facefill._memory`: a lower bound of one step's need)."""
-        from ._memory import memory_shortfall
+        from .._memory import memory_shortfall
 
         m = self.cfg.model
         problem = memory_shortfall(
@@ -390,8 +221,8 @@ class Trainer:
             raise ConfigError(f"config key {problem}")
 
     def _build_losses(self) -> None:
-        from .recipes import create_recipe
-        from .vgg import VGG16Features
+        from ..recipes import create_recipe
+        from ..vgg import VGG16Features
 
         lc = self.cfg.loss
 
@@ -412,7 +243,7 @@ class Trainer:
             )
 
     def _mask_source(self, seed: int, augment: bool):
-        from .masks import MaskFolder, MaskGenerator
+        from ..masks import MaskFolder, MaskGenerator
 
         mc, size = self.cfg.masks, self.cfg.data.size
         if mc.source == "generate":
@@ -424,7 +255,7 @@ class Trainer:
         raise FacefillError(f"masks.source must be 'generate' or 'folder', got {mc.source!r}")
 
     def _build_data(self) -> None:
-        from .multiroot import MultiRootDataset, validation_set
+        from ..multiroot import MultiRootDataset, validation_set
 
         dc, t = self.cfg.data, self.cfg.train
         if not dc.roots:
@@ -643,7 +474,7 @@ class Trainer:
     def train_step(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, float] | None:
         """One critic update (when the recipe has a critic) and one generator update;
         ``None`` when the step was skipped."""
-        from .recipes import detach_parts
+        from ..recipes import detach_parts
 
         image = image.to(self.device, non_blocking=True)
         mask = mask.to(self.device, non_blocking=True)
@@ -784,33 +615,3 @@ class Trainer:
         return last
 
 
-def _every(interval: int, step: int, last: int) -> bool:
-    """Whether ``step`` is due for something done every ``interval`` steps (0: only at ``last``)."""
-    return (interval > 0 and step % interval == 0) or step == last
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt, as SIGINT does (main thread only): the run stops the
-    same way, an unfinished checkpoint write removes its temporary file, the CLI says how to
-    continue."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _yaml(data: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)

@@ -16,8 +16,8 @@ from typing import Any, Optional
 import torch
 from PIL import Image
 
-from .checkpoint import atomic_write
-from .metrics import SATURATED_SIDE
+from ..checkpoint import atomic_write
+from ..metrics import SATURATED_SIDE
 
 __all__ = ["TABLE_LEGEND", "file_names", "grid_rows", "result_table", "write_outputs"]
 
