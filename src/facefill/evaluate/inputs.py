@@ -16,13 +16,12 @@ import torch.nn as nn
 
 from .._device import resolve_device
 from ..checkpoint import load_weights, sha256_file
-from ..data import ImageFolderDataset, load_image
+from ..data import ImageFolderDataset, PathLike, load_image
 from ..errors import FacefillError, InputError
 from ..limits import check_cycles_bound
 from ..masks import DEFAULT_BINS, MANIFEST_NAME, bin_name, load_manifest, parse_bins
 from ..models import InpaintingGenerator, model_entry
 
-PathLike = Union[str, "os.PathLike[str]"]
 Generator = Union[nn.Module, Callable[..., torch.Tensor]]
 
 #: The bins the paper reports (Tables 2-4), by name.
