@@ -396,7 +396,8 @@ DDP_SCRIPT = textwrap.dedent(
 
     before = digest()
     trainer.fit()
-    open(f"{out}/rank{dist.get_rank()}.sha", "w").write(before + " " + digest())
+    assert not dist.is_initialized()  # fit closed the group it started
+    open(f"{out}/rank{trainer.rank}.sha", "w").write(before + " " + digest())
     """
 )
 

@@ -80,7 +80,8 @@ class Trainer:
             self.device = torch.device("cuda", local_rank)
         else:
             self.device = torch.device("cpu")
-        if self.world > 1 and not dist.is_initialized():
+        self._own_group = self.world > 1 and not dist.is_initialized()
+        if self._own_group:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -557,15 +558,33 @@ class Trainer:
             f.write(json.dumps({"step": self.step, "kind": prefix, **values}) + "\n")
 
     def fit(self) -> dict[str, float]:
-        """Train until ``iterations + finetune_iterations`` steps; return the last logged losses."""
+        """Train until ``iterations + finetune_iterations`` steps; return the last logged losses.
+
+        Under torchrun, the process group this trainer started is closed when ``fit`` returns."""
         from tqdm.auto import tqdm
 
+        finished = False
         with _sigterm_as_interrupt():
             try:
-                return self._fit(tqdm)
+                last = self._fit(tqdm)
+                finished = True
+                return last
             except OSError as e:  # log, events, config, data: the boundary's wording, and how to go on
                 resume = ckpt.latest_checkpoint(self.out / "checkpoints") is not None
                 raise TrainingError(describe_os_error(e) + (", then continue with --resume" if resume else "")) from e
+            finally:
+                self._leave_group(finished)
+
+    def _leave_group(self, finished: bool) -> None:
+        """Close the process group this trainer started. Left to the interpreter's exit, gloo's
+        teardown can race the other rank's and abort the process ("terminate called without an
+        active exception") after a run that succeeded. The barrier makes every rank done with its
+        peers first; after a failure another rank may never reach it, so then it is skipped."""
+        if not (self._own_group and dist.is_initialized()):
+            return
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()
 
     def _fit(self, tqdm) -> dict[str, float]:
         t = self.cfg.train
