@@ -53,7 +53,7 @@ def measure(runs: int) -> dict[str, dict]:
     env = child_env()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        commands = {"help": ["--help"], "models": ["models"], "demo": ["demo", "--out", tmp, "--device", "cpu"]}
+        commands = {"help": ["--help"], "models": ["models"], "demo": ["demo", "--out", tmp, "--device", "cpu", "--overwrite"]}
         for name, args in commands.items():
             wall_time(args, env)  # warm the file cache
             timed = [wall_time(args, env) for _ in range(runs)]

@@ -428,6 +428,42 @@ def test_cli_folder_mode_matches_by_stem(weights, tmp_path):
     one_line_error(result, "input folder")
 
 
+def test_cli_keeps_outputs_that_exist_unless_told_to_overwrite(weights, tmp_path):
+    """A second run into the same -o changes nothing until --overwrite says so; in folder mode
+    one existing result refuses the whole run before anything is inpainted."""
+    Image.fromarray(photo()).save(tmp_path / "face.png")
+    Image.fromarray(hole_mask()).save(tmp_path / "hole.png")
+    out = tmp_path / "o.png"
+    out.write_bytes(b"the user's file")
+    args = ["inpaint", str(tmp_path / "face.png"), "--mask", str(tmp_path / "hole.png"), "-o", str(out),
+            "--weights", str(weights), "--device", "cpu", "--aligned"]
+    one_line_error(runner.invoke(app, args), f"{out} exists; pass --overwrite")
+    assert out.read_bytes() == b"the user's file"
+    # The strip counts too: only the strip exists, and --compare would write it.
+    out.unlink()
+    strip = tmp_path / "o_compare.png"
+    strip.write_bytes(b"a strip")
+    one_line_error(runner.invoke(app, args + ["--compare"]), f"{strip} exists")
+    assert not out.exists() and strip.read_bytes() == b"a strip"
+    assert runner.invoke(app, args).exit_code == 0  # without --compare the strip is not an output
+    result = runner.invoke(app, args + ["--compare", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.asarray(Image.open(strip))[:, -80:], photo())
+
+    imgs, results = tmp_path / "imgs", tmp_path / "results"
+    imgs.mkdir()
+    results.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(photo()).save(imgs / name)
+    (results / "b.png").write_bytes(b"kept")
+    folder = ["inpaint", str(imgs), "--mask", str(tmp_path / "hole.png"), "-o", str(results), *args[6:]]
+    one_line_error(runner.invoke(app, folder), "b.png exists")
+    assert sorted(p.name for p in results.iterdir()) == ["b.png"] and (results / "b.png").read_bytes() == b"kept"
+    assert runner.invoke(app, folder + ["--overwrite"]).exit_code == 0
+    assert sorted(p.name for p in results.iterdir()) == ["a.png", "b.png"]
+    assert np.array_equal(np.asarray(Image.open(results / "b.png"))[away()], photo()[away()])
+
+
 def test_cli_write_errors_are_one_line_and_leave_no_file(weights, tmp_path, monkeypatch):
     import errno
     import tempfile

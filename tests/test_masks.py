@@ -308,7 +308,7 @@ def test_cli_generate_prints_a_summary_and_verifies(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["presets"] == {"medium": 1.0}
 
     refused = runner.invoke(_cli(), args)
-    assert refused.exit_code != 0 and "--force" in refused.output
+    assert refused.exit_code != 0 and "--overwrite" in refused.output
     assert runner.invoke(_cli(), args + ["--force"]).exit_code == 0
 
     verified = runner.invoke(_cli(), ["masks", "verify", str(out)])

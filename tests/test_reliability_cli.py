@@ -67,8 +67,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     aligned.mkdir(parents=True)
     for i in range(2):
         Image.fromarray(rng.integers(0, 255, (218, 178, 3), dtype=np.uint8)).save(aligned / f"00000{i + 1}.jpg")
+    prior = root / "prior"  # what earlier runs left: one file each of demo, export, evaluate, inpaint
+    prior.mkdir()
+    for name in ("demo_output.png", "g.onnx", "metrics.json", "f1.png"):
+        (prior / name).write_bytes(b"an earlier run's output")
     return {"w": Path(weights), "card": Path(weights).with_suffix(".json"), "img": data / "f0.png",
-            "mask": mask, "data": data, "masks": root / "masks", "root": root, "celeba": root / "celeba"}
+            "mask": mask, "data": data, "masks": root / "masks", "root": root, "celeba": root / "celeba",
+            "prior": prior}
 
 
 def _state(*folders: Path) -> dict[str, str]:
@@ -86,6 +91,14 @@ CASES = [
     ("export-output-is-its-card", ["export", "-w", "{w}", "-o", "{card}"], "is an input (the weights card)", None),
     ("export-cycles-unbounded", ["export", "-w", "{w}", "-o", "{tmp}/g.onnx", "--cycles", "100000"], "at most 64 cycles", None),
     ("export-size-unbounded", ["export", "-w", "{w}", "-o", "{tmp}/g.onnx", "--size", "100000"], "at most 2048", None),
+    ("export-out-exists", ["export", "-w", "{w}", "-o", "{prior}/g.onnx", "--size", "64"], "pass --overwrite", None),
+    ("evaluate-out-holds-metrics", ["evaluate", "-w", "{w}", "-d", "{data}", "-m", "{masks}", "-o", "{prior}"],
+     "metrics.json exists", None),
+    ("demo-out-holds-a-demo", ["demo", "--out", "{prior}", "--device", "cpu"], "demo_output.png exists", None),
+    ("inpaint-output-exists", ["inpaint", "{img}", "--mask", "{mask}", "-o", "{data}/f1.png", "-w", "{w}", "--aligned"],
+     "f1.png exists", None),
+    ("inpaint-folder-output-exists", ["inpaint", "{data}", "--mask", "{mask}", "-o", "{prior}", "-w", "{w}", "--aligned"],
+     "f1.png exists", None),
     ("export-missing-weights", ["export", "-w", "{tmp}/none.safetensors", "-o", "{tmp}/g.onnx"], "does not exist", None),
     ("export-unknown-format", ["export", "-w", "{w}", "-o", "{tmp}/g.tflite", "-f", "tflite"], "unknown --format", None),
     ("export-read-only-folder", ["export", "-w", "{w}", "-o", "{ro}/g.onnx", "--size", "64"], "read-only file system", "ro"),
@@ -109,7 +122,7 @@ CASES = [
      "no space left on the device", "full"),
     ("masks-size-zero", ["masks", "generate", "--out", "{tmp}/m", "--per-bin", "1", "--size", "0"], "size", None),
     ("masks-bin-reversed", ["masks", "generate", "--out", "{tmp}/m", "--per-bin", "1", "--bins", "0.9-0.1"], "0.9", None),
-    ("masks-out-not-empty", ["masks", "generate", "--out", "{root}", "--per-bin", "1", "--size", "64"], "--force", None),
+    ("masks-out-not-empty", ["masks", "generate", "--out", "{root}", "--per-bin", "1", "--size", "64"], "--overwrite", None),
     ("masks-verify-missing", ["masks", "verify", "{tmp}/none"], "none", None),
     ("demo-read-only-out", ["demo", "--out", "{ro}/demo", "--device", "cpu"], "read-only file system", "ro"),
     ("demo-missing-weights", ["demo", "--out", "{tmp}/demo", "--weights", "{tmp}/none.safetensors"], "does not exist", None),

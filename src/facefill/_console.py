@@ -4,7 +4,8 @@ command runs inside, and the options several commands share."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
 
 import typer
 from rich.console import Console
@@ -55,3 +56,17 @@ def precision_option() -> Any:
         help="auto, bf16 or fp32 (fp16: CUDA only); auto = bf16 where the GPU or CPU computes it natively, "
         "else fp32",
     )
+
+
+def overwrite_option(what: str = "an output file that exists") -> Any:
+    """The ``--overwrite`` option of every command that writes files: without it, ``what`` is refused."""
+    return typer.Option(False, "--overwrite", help=f"replace {what} (refused without it)")
+
+
+def refuse_existing(paths: Iterable[Path], option: str = "-o") -> None:
+    """Fail, before any work, when one of ``paths`` exists: nothing a user had is replaced
+    unless ``--overwrite`` says so."""
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more of its outputs)" if len(existing) > 1 else ""
+        fail(f"{existing[0]} exists{more}; pass --overwrite to replace it, or choose another {option}")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ._console import console, error_boundary, fail, precision_option
+from ._console import console, error_boundary, fail, overwrite_option, precision_option, refuse_existing
 
 # name -> (module, attribute, one-line help shown in ``facefill --help``). The attribute is a
 # command function or a Typer sub-app; its own docstring/help is what ``facefill NAME --help``
@@ -230,11 +230,14 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="seed of the generated hole"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: CUDA when available)"),
     precision: str = precision_option(),
+    overwrite: bool = overwrite_option("the demo's files in --out from an earlier run"),
 ) -> None:
     """Inpaint a bundled public-domain face (NASA's astronaut portrait) with a generated hole."""
-    from .demo import run_demo
+    from .demo import DEMO_FILES, run_demo
     from .photo import box_text
 
+    if not overwrite:
+        refuse_existing((out / name for name in DEMO_FILES), "--out")
     r = run_demo(out, weights=weights, seed=seed, device=device, precision=precision)
     x0, y0, x1, y1 = r.face_box
     console.print(

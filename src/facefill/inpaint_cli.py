@@ -5,7 +5,8 @@ One image: ``facefill inpaint face.jpg --mask hole.png -o out.png``. A folder:
 stem (``a.jpg`` with ``a.png`` or ``a_mask.png``), one mask *file* may serve every image,
 images without a mask and masks without an image are listed and skipped; outputs are
 ``results/<stem>.png``. ``--compare`` also writes ``<stem>_compare.png``: masked | result |
-original, the strip ``facefill demo`` writes. Inputs are never overwritten; every file is
+original, the strip ``facefill demo`` writes. Inputs are never overwritten, nor are outputs that
+exist unless ``--overwrite`` is given (checked for every file before the model loads); every file is
 written to a temporary name and renamed, and an image whose result or strip cannot be written
 leaves neither, so an error leaves no partial output.
 """
@@ -22,7 +23,7 @@ import typer
 from PIL import Image
 from rich.markup import escape
 
-from ._console import console, fail, precision_option
+from ._console import console, fail, overwrite_option, precision_option, refuse_existing
 from .checkpoint import atomic_write
 from .data import IMAGE_EXTENSIONS
 from .errors import FacefillError, os_reason
@@ -114,6 +115,11 @@ def _say(markup: str) -> None:
     console.print(markup, highlight=False, soft_wrap=True)
 
 
+def _strip_path(target: Path) -> Path:
+    """Where ``--compare`` writes the strip of the result ``target``."""
+    return target.with_name(f"{target.stem}_compare.png")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
@@ -149,6 +155,7 @@ def inpaint_cmd(
     dilate: int = typer.Option(0, "--dilate", help="grow the hole by N pixels"),
     feather: int = typer.Option(3, "--feather", help="blend N pixels around the hole; 0 = hard edge"),
     precision: str = precision_option(),
+    overwrite: bool = overwrite_option("output files that exist (a result or strip of an earlier run)"),
 ) -> None:
     """Inpaint the holes of a face photo (or a folder of them); white in the mask = hole."""
     from .photo import BACKGROUNDS, MAX_CYCLES, Inpainter, box_text, open_image, read_mask
@@ -211,10 +218,12 @@ def inpaint_cmd(
         pairs = [(image, mask, target)]
 
     inputs = {p.resolve() for img, m, _ in pairs for p in (img, m)}
-    for _, _, target in pairs:
-        for t in (target, target.with_name(f"{target.stem}_compare.png")):
-            if t.resolve() in inputs:
-                fail(f"output {t} is one of the inputs; inputs are never overwritten, choose another -o")
+    outputs = [target for _, _, target in pairs] + ([_strip_path(t) for _, _, t in pairs] if compare else [])
+    for t in outputs:
+        if t.resolve() in inputs:
+            fail(f"output {t} is one of the inputs; inputs are never overwritten, choose another -o")
+    if not overwrite:
+        refuse_existing(outputs)
 
     inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
 
@@ -239,7 +248,7 @@ def inpaint_cmd(
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # a resized mask was reported above
                         hole, _ = read_mask(mask_path, src.size, invert=invert_mask)
-                    files.append((_compare(src, hole, result), target.with_name(f"{target.stem}_compare.png")))
+                    files.append((_compare(src, hole, result), _strip_path(target)))
                 _save_all(files)
         except (FacefillError, OSError) as e:
             msg = str(e) if isinstance(e, FacefillError) else f"cannot read {img_path}: {os_reason(e)}"

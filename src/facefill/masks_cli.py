@@ -42,12 +42,12 @@ def generate_cmd(
         "--preset",
         help="preset or mixture of thin, medium, thick, e.g. 'thin:1,thick:2'"
     ),
-    force: bool = typer.Option(False, "--force", help="replace a non-empty --out"),
+    force: bool = typer.Option(False, "--overwrite", "--force", help="replace a non-empty --out"),
 ) -> None:
     """Write PER_BIN masks per hole-ratio bin, with a manifest of ratios and sha256."""
     parsed_bins = _masks.parse_bins(bins)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        fail(f"--out {out} exists and is not empty; pass --force to replace it")
+        fail(f"--out {out} exists and is not empty; pass --overwrite to replace it")
     with Progress(
         TextColumn("generating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), console=console, transient=True,
