@@ -203,7 +203,7 @@ def test_empty_all_hole_resized_and_oversized_masks(inp):
     assert np.array_equal(out, a) and out is not a and info[0].mode == "empty_mask"
     with pytest.raises(InputError, match="whole image"):
         inp(a, np.ones((72, 80)))
-    with pytest.warns(InpaintWarning, match="resized"):
+    with pytest.warns(InpaintWarning, match="the mask of image is 40x36, resized to the image's 80x72"):
         out, info = inp(a, hole_mask()[::2, ::2], return_info=True, aligned=True)
     assert info[0].mask_resized
     assert np.array_equal(out[away()], a[away()])

@@ -393,7 +393,7 @@ class Inpainter:
     def _plan(self, item, mask, name, aligned, dilate, feather, invert, threshold, background) -> _Job:
         canvas = to_canvas(item, name)
         W, H = canvas.width, canvas.height
-        hole, resized = read_mask(mask, (W, H), invert=invert, threshold=threshold, name=f"mask of {name}")
+        hole, resized = read_mask(mask, (W, H), invert=invert, threshold=threshold, name=f"the mask of {canvas.name}")
         info = InpaintInfo(mode="empty_mask", size=(W, H), mask_resized=resized)
         job = _Job(canvas, info)
         count = int(hole.sum())
