@@ -28,7 +28,9 @@ argument over the preset (APFI: ``kca=false``, ``gated_unet=false``, ``separable
 ``cycles=2``; the row's preset reads ``small[kca=false]``), ``--no-critic`` trains without the
 critic and its adversarial term (the recipe reads ``...-nocritic``), and ``--eval-cycles 1-8``
 also runs the trained weights at each cycle count (Table 5 at inference, rendered below the
-tables).
+tables). ``--blend poisson`` evaluates a model's trained weights (the same run, not retrained)
+with Poisson-blended fills (:mod:`facefill.blend`) as a row of its own, its recipe read
+``...+poisson``, rendered as an ablation of the row without it.
 
     python benchmarks/quality.py --model apfi --size 128 --steps 5000 --batch 8
     python benchmarks/quality.py --model telea --size 128 --steps 5000 --batch 8
@@ -109,6 +111,11 @@ def cycle_list(text: str) -> list[int]:
     return counts if isinstance(counts, list) else [counts]
 
 
+def row_recipe(args: argparse.Namespace) -> str:
+    """The recipe part of a row's key: :func:`recipe_name`, marked when the fills were blended."""
+    return recipe_name(args) + (study.POISSON if args.blend == "poisson" else "")
+
+
 def recipe_name(args: argparse.Namespace) -> str:
     """The recipe part of a row's key and run folder: ``own``, or ``shared-<config stem>``.
 
@@ -185,19 +192,21 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
         trainer, seconds = train_one(name, args, work / name)
         generator = trainer.inference_model  # the exported weights: the EMA's when there is one
         commit = training_commit(work / name)
-        recipe = f"{recipe_name(args)}: {trainer.cfg.loss.recipe}" + (
+        recipe = f"{row_recipe(args)}: {trainer.cfg.loss.recipe}" + (
             "" if trainer.d_raw is None else f" + {trainer.cfg.model.discriminator}"
         )
         preset = study.variant_preset(args.preset, args.variant)
         gflops = count_cost(name, args.preset, args.size, **args.variant).flops / 1e9
     per_set: dict[str, dict] = {}
     per_cycles: dict[str, dict] = {}
+    blend = {} if args.blend == "none" else {"blend": args.blend}
+    evals = work / name / ("eval" if args.blend == "none" else f"eval-{args.blend}")
     for root in data_roots:  # each test split on its own; the row's bins are the first set's
-        result = evaluate(generator, root, manifest, out_dir=work / name / "eval" / root.name, identity=True)
+        result = evaluate(generator, root, manifest, out_dir=evals / root.name, identity=True, **blend)
         per_set[root.name] = result["bins"]
         if args.eval_cycles:  # Table 5 at inference: the same weights at every count
-            swept = evaluate(generator, root, manifest, out_dir=work / name / "eval-cycles" / root.name,
-                             cycles=args.eval_cycles, grid_count=0)
+            swept = evaluate(generator, root, manifest, out_dir=evals.with_name(evals.name + "-cycles") / root.name,
+                             cycles=args.eval_cycles, grid_count=0, **blend)
             per_cycles[root.name] = {c: v["bins"] for c, v in swept["cycles"].items()}
     extra = {}
     if per_cycles:
@@ -205,7 +214,7 @@ def run_model(name: str, args: argparse.Namespace, manifest: Path, work: Path) -
     return {**extra,
         "model": name, "preset": preset, "recipe": recipe, "data": data_name(args.data),
         "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
-        "masks": manifest.parent.name, "commit": commit,
+        "masks": manifest.parent.name, "commit": commit, "eval_commit": study.git_commit(ROOT),
         "bins": per_set[data_roots[0].name], "test_sets": per_set,
         "params": sum(p.numel() for p in generator.parameters()), "gflops": gflops,
         "train_seconds": seconds, "date": _dt.date.today().isoformat(), "torch": torch.__version__,
@@ -229,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-cycles", type=cycle_list, default=None, metavar="LIST",
                    help="also evaluate the trained weights at each of these cycle counts (e.g. 1-8, "
                         "the paper's Table 5 at inference); stored in the row, rendered below the tables")
+    p.add_argument("--blend", choices=["none", "poisson"], default="none",
+                   help="poisson: evaluate the trained weights with Poisson-blended fills, a row of its own")
     p.add_argument("--no-critic", action="store_true",
                    help="train without the recipe's critic (the ablation 'without the PatchGAN')")
     p.add_argument("--size", type=int, default=128, help="training and evaluation size")
@@ -259,9 +270,9 @@ def main(argv: list[str] | None = None) -> None:
             args.variant = parse_variant(args.variant)
         except ValueError as err:
             p.error(str(err))
-        if args.variant or args.no_critic:
-            if not model_entry(args.model).trainable:
-                p.error(f"{args.model} is not trained: --variant and --no-critic do not apply")
+        if args.variant or args.no_critic or args.blend != "none":
+            if args.model == "gfpgan" or not model_entry(args.model).trainable:
+                p.error(f"{args.model} is not trained here: --variant, --no-critic and --blend do not apply")
             try:  # an unknown argument is refused now, not after the training
                 create_model(args.model, args.preset, **args.variant)
             except (TypeError, ValueError) as err:

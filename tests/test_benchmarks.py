@@ -165,7 +165,7 @@ def test_photo_latency_quick_splits_the_call_into_the_network_and_the_overhead(t
     (report,) = [json.loads(p.read_text()) for p in tmp_path.glob("photo-latency-*-quick.json")]
     med = report["median_ms"]
     assert report["mode"] == "face" and report["faces"] == 1
-    assert med["network"] > 0 and med["detection"] > 0
+    assert med["network"] > 0 and med["detection"] > 0 and med["blend"] > 0 and report["blend"] == "poisson"
     total, network, overhead = (report["samples_ms"][k] for k in ("total", "network", "overhead"))
     assert all(abs(t - n - o) < 1e-2 for t, n, o in zip(total, network, overhead))
 
@@ -242,12 +242,21 @@ def test_quality_records_an_ablation_row_with_its_cycles_at_inference_and_reuses
     quality.main(argv)  # the finished run is evaluated again, not trained again
     assert json.loads(path.read_text())["train_seconds"] == seconds
     assert "a finished run of 2 steps" in capsys.readouterr().out
+    # The same weights with Poisson-blended fills: a row of its own, from the same run.
+    quality.main(argv + ["--blend", "poisson"])
+    assert "a finished run of 2 steps" in capsys.readouterr().out
+    (blended,) = [p for p in (tmp_path / "results/study").glob("*.json") if p != path]
+    brow = json.loads(blended.read_text())
+    assert brow["recipe"] == "shared-tiny_shared-nocritic+poisson: apfi" and brow["train_seconds"] == seconds
+    assert brow["bins"] != row["bins"] and (run / "apfi/eval-poisson" / faces.name / "metrics.json").is_file()
+    assert json.loads((run / "apfi/eval-poisson" / faces.name / "metrics.json").read_text())["blend"] == "poisson"
 
 
 @pytest.mark.parametrize("extra,message", [
     (["--variant", "no_such_arg=1"], "unknown argument(s) no_such_arg"),
     (["--variant", "kca"], "expected KEY=VALUE"),
     (["--model", "telea", "--no-critic"], "telea is not trained"),
+    (["--model", "telea", "--blend", "poisson"], "--blend do not apply"),
     (["--eval-cycles", "0-2"], "cycles"),
 ])
 def test_quality_refuses_a_bad_ablation_before_training(tmp_path, faces, capsys, extra, message):

@@ -222,7 +222,7 @@ def test_inpaint_command_takes_precision(tmp_path, cli_files):
             "--weights", str(cli_files["weights"]), "--device", "cpu", "--aligned"]  # no face: the model runs only aligned
     result = runner.invoke(app, base + ["--precision", "fp32"])
     assert result.exit_code == 0, result.output
-    assert "fp32)" in result.output and (tmp_path / "o.png").is_file()
+    assert "(aligned, fp32, poisson blend)" in result.output and (tmp_path / "o.png").is_file()
     (tmp_path / "o.png").unlink()
     _one_line_error(runner.invoke(app, base + ["--precision", "nosuch"]), "precision must be one of")
     assert not (tmp_path / "o.png").exists()
@@ -242,7 +242,7 @@ def test_demo_command_takes_precision(tmp_path, cli_files):
     base = ["demo", "--out", str(tmp_path / "d"), "--weights", str(cli_files["weights"]), "--device", "cpu"]
     result = runner.invoke(app, base + ["--precision", "fp32"])
     assert result.exit_code == 0, result.output
-    assert "(fp32)" in result.output
+    assert "(fp32, poisson blend)" in " ".join(result.output.split())
     _one_line_error(runner.invoke(app, base + ["--out", str(tmp_path / "e"), "--precision", "nosuch"]), "precision")
 
 

@@ -322,6 +322,7 @@ def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
         base,
         _row(recipe=shared, preset="small[kca=false]", bins=bins(21.5), params=2_000_000, gflops=2.5),
         _row(recipe="shared-x-nocritic: apfi", bins=bins(22.25), commit="def456"),
+        _row(recipe="shared-x+poisson: apfi + patchgan", bins=bins(23.0)),
         _row(model="rfr", recipe=shared, bins=bins(20.0)),
         _row(model="pconv", recipe="own: pconv", bins=bins(19.0)),  # another recipe: not an ablation
         _row(recipe=shared, preset="small[kca=false]", steps=2000, bins=bins(30.0)),  # another setting
@@ -329,7 +330,7 @@ def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
     ]
     groups = study.ablation_groups(rows)
     assert [(b["model"], b["preset"], [c for c, _ in ch]) for b, ch in groups] == [
-        ("apfi", "small", ["no critic", "kca=false", "model rfr (small)"]),
+        ("apfi", "small", ["Poisson-blended fills (same weights)", "no critic", "kca=false", "model rfr (small)"]),
         ("rfr", "small", ["model apfi (small)", "x=1"]),  # RFR-Net's own ablation: its own table
     ]
     md = study.render_ablations(rows)
@@ -341,8 +342,9 @@ def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
     assert "| kca=false | abc123 | 2.00 | 2.50 | 21.50 (-0.50) | 0.8000 (+0.0000) |" in lines
     assert any(line.startswith(f"| no critic | def456 {study.MARK} |") and "22.25 (+0.25)" in line for line in lines)
     assert any(line.startswith("| model rfr (small) |") and "20.00 (-2.00)" in line for line in lines)
+    assert any(line.startswith("| Poisson-blended fills (same weights) |") and "23.00 (+1.00)" in line for line in lines)
     assert "30.00" not in md and "| 19.00 " not in md and "| x=1 |" not in table
-    assert study.render_ablations([base, rows[3]]) == ""  # another model alone is no ablation
+    assert study.render_ablations([base, rows[4]]) == ""  # another model alone is no ablation
 
 
 def test_labels_of_points_at_one_spot_are_stacked_not_drawn_over_each_other():

@@ -58,6 +58,15 @@ def precision_option() -> Any:
     )
 
 
+def blend_option(default: str = "poisson") -> Any:
+    """The ``--blend`` option of the commands that inpaint (read by :func:`facefill.blend.check_blend`)."""
+    return typer.Option(
+        default, "--blend",
+        help="poisson: the model's fill blended in the gradient domain (its detail, the colours around the hole); "
+        "none: the plain composite (the papers' protocol)",
+    )
+
+
 def overwrite_option(what: str = "an output file that exists") -> Any:
     """The ``--overwrite`` option of every command that writes files: without it, ``what`` is refused."""
     return typer.Option(False, "--overwrite", help=f"replace {what} (refused without it)")

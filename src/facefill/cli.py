@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ._console import console, error_boundary, fail, overwrite_option, precision_option, refuse_existing
+from ._console import blend_option, console, error_boundary, fail, overwrite_option, precision_option, refuse_existing
 
 # name -> (module, attribute, one-line help shown in ``facefill --help``). The attribute is a
 # command function or a Typer sub-app; its own docstring/help is what ``facefill NAME --help``
@@ -230,6 +230,7 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="seed of the generated hole"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: CUDA when available)"),
     precision: str = precision_option(),
+    blend: str = blend_option(),
     overwrite: bool = overwrite_option("the demo's files in --out from an earlier run"),
 ) -> None:
     """Inpaint a bundled public-domain face (NASA's astronaut portrait) with a generated hole."""
@@ -238,11 +239,11 @@ def demo_cmd(
 
     if not overwrite:
         refuse_existing((out / name for name in DEMO_FILES), "--out")
-    r = run_demo(out, weights=weights, seed=seed, device=device, precision=precision)
+    r = run_demo(out, weights=weights, seed=seed, device=device, precision=precision, blend=blend)
     x0, y0, x1, y1 = r.face_box
     console.print(
         f"inpainted the astronaut's face (crop {box_text((x0, y0, x1 - x0, y1 - y0))}, hole {r.hole_ratio:.1%} of it) "
-        f"with {r.weights} in {r.seconds:.1f} s ({r.precision})"
+        f"with {r.weights} in {r.seconds:.1f} s ({r.precision}" + (f", {r.blend} blend)" if r.blend != "none" else ")")
     )
     console.print(f"face crop: PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, L1 in the hole {r.hole_l1:.4f}")
     t = r.telea

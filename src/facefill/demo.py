@@ -53,6 +53,7 @@ class DemoResult:
     seconds: float
     weights: str
     precision: str  # what the model ran in: bf16, fp16 or fp32
+    blend: str  # how the fill was blended in: poisson or none
     telea: dict[str, float]  # psnr, ssim, hole_l1 of OpenCV Telea on the same hole and crop
     saturated: bool  # the fill has an 8x8 hole block stuck at 0 or 255 where the photo is not
 
@@ -99,15 +100,17 @@ def run_demo(
     seed: int = 0,
     device: str | None = None,
     precision: str | None = "auto",
+    blend: str = "poisson",
 ) -> DemoResult:
     """Inpaint the sample face; write ``demo_compare.png`` (masked | result | original),
     ``demo_vs_telea.png`` (masked | result | OpenCV Telea | original), ``demo_output.png`` and
     ``demo_mask.png``.
 
-    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``, as for :class:`~facefill.inpaint.Inpainter`.
+    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``; ``blend``: ``"poisson"`` or ``"none"``;
+    both as for :class:`~facefill.inpaint.Inpainter`.
     """
     start = time.perf_counter()
-    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision, blend=blend)
     image = sample_image()
     mask, (x0, y0, x1, y1) = demo_mask(image, seed)
     output = inpainter(image, Image.fromarray(mask * 255), feather=0)
@@ -153,6 +156,7 @@ def run_demo(
         seconds=seconds,
         weights=str(weights) if weights else "bundled demo weights",
         precision=inpainter.precision,
+        blend=inpainter.blend,
         telea=telea_scores,
         saturated=saturated,
     )

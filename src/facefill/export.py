@@ -2,7 +2,8 @@
 
 The graph is ``inpaint(image, mask) -> output`` with facefill's conventions: ``image``
 (B, 3, S, S) float in [0, 1], ``mask`` (B, 1, S, S) binary with 1 = hole, ``output`` the
-composite (known pixels bit-identical to ``image``). The spatial size is fixed at export
+composite (known pixels bit-identical to ``image``; not Poisson-blended, :mod:`facefill.blend`
+runs outside the network). The spatial size is fixed at export
 (``size``); the batch dimension is dynamic. The number of cycles of a cyclic generator
 (APFI, RFR-Net) is fixed at export too: ``cycles=None`` keeps the model's default.
 

@@ -23,7 +23,7 @@ import typer
 from PIL import Image
 from rich.markup import escape
 
-from ._console import console, fail, overwrite_option, precision_option, refuse_existing
+from ._console import blend_option, console, fail, overwrite_option, precision_option, refuse_existing
 from .checkpoint import atomic_write
 from .data import IMAGE_EXTENSIONS
 from .errors import FacefillError, os_reason
@@ -155,15 +155,19 @@ def inpaint_cmd(
     dilate: int = typer.Option(0, "--dilate", help="grow the hole by N pixels"),
     feather: int = typer.Option(3, "--feather", help="blend N pixels around the hole; 0 = hard edge"),
     precision: str = precision_option(),
+    blend: str = blend_option(),
     overwrite: bool = overwrite_option("output files that exist (a result or strip of an earlier run)"),
 ) -> None:
     """Inpaint the holes of a face photo (or a folder of them); white in the mask = hole."""
+    from .blend import BLENDS
     from .photo import BACKGROUNDS, MAX_CYCLES, Inpainter, box_text, open_image, read_mask
 
     if dilate < 0 or feather < 0:
         fail(f"--dilate and --feather must be >= 0, got {dilate} and {feather}")
     if cycles is not None and not 1 <= cycles <= MAX_CYCLES:
         fail(f"--cycles must be from 1 to {MAX_CYCLES}, got {cycles}")
+    if blend not in BLENDS:
+        fail(f"--blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     if background not in BACKGROUNDS:
         fail(f"--background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
     if not image.exists():
@@ -225,7 +229,7 @@ def inpaint_cmd(
     if not overwrite:
         refuse_existing(outputs)
 
-    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision, blend=blend)
 
     folder_mode = image.is_dir()
     failures = 0
@@ -262,7 +266,8 @@ def inpaint_cmd(
         if not folder_mode:
             info = infos[0]
             faces = [f"face at {box_text(f.box)}" for f in info.faces if f.mode == "inpainted"]
-            details = ", ".join([info.mode, *faces] + ([info.precision] if info.precision else []))
+            ran = [info.precision] + ([f"{info.blend} blend"] if info.blend not in (None, "none") else [])
+            details = ", ".join([info.mode, *faces] + (ran if info.precision else []))
             _say(f"wrote {escape(str(target))} ({details})")
     if folder_mode:
         done = len(pairs) - failures

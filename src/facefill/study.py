@@ -25,7 +25,7 @@ from typing import Any
 __all__ = [
     "KEY", "SETTING", "MARK", "git_commit", "row_name", "save_row", "load_rows", "test_sets", "reference_commit",
     "by_setting", "row_order", "setting_title", "render", "variant_preset", "render_cycles", "ablation_groups",
-    "render_ablations", "split_preset", "NO_CRITIC",
+    "render_ablations", "split_preset", "NO_CRITIC", "POISSON",
 ]
 
 #: What identifies a row; a second run with the same key replaces the first.
@@ -35,6 +35,9 @@ SETTING = ("data", "size", "steps", "batch", "masks")
 MARK = "†"
 #: The end of a recipe's name when its ablation dropped the critic (``quality.py --no-critic``).
 NO_CRITIC = "-nocritic"
+#: What a row's recipe name ends with when its fills were Poisson-blended (facefill.blend): the
+#: same trained weights as the row without it, evaluated with ``blend="poisson"``.
+POISSON = "+poisson"
 
 
 #: Paths whose changes do not make a checkout's code differ from its commit: the study's own
@@ -237,8 +240,9 @@ def _change(base: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
     """What ``row`` changes from ``base`` in one setting, or ``None`` when it is not its ablation.
 
     An ablation is the base model with generator arguments over its preset (``small[kca=false]``,
-    same recipe), the base without its critic (recipe ``<base's>-nocritic``), or another model
-    trained with the base's recipe (RFR-Net under APFI's, as the paper's Table 1).
+    same recipe), the base without its critic (recipe ``<base's>-nocritic``), the base's own
+    weights with Poisson-blended fills (recipe ``<base's>+poisson``), or another model trained
+    with the base's recipe (RFR-Net under APFI's, as the paper's Table 1).
     """
     preset, variant = split_preset(row["preset"])
     if row["model"] == base["model"]:
@@ -246,6 +250,8 @@ def _change(base: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
             return variant
         if not variant and preset == base["preset"] and _recipe_key(row) == _recipe_key(base) + NO_CRITIC:
             return "no critic"
+        if not variant and preset == base["preset"] and _recipe_key(row) == _recipe_key(base) + POISSON:
+            return "Poisson-blended fills (same weights)"
         return None
     if not variant and _recipe_key(row) == _recipe_key(base):
         return f"model {row['model']} ({row['preset']})"
@@ -264,7 +270,7 @@ def _groups_of(members: list[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any]
     groups = []
     ordered = sorted(members, key=row_order)
     for base in ordered:
-        if split_preset(base["preset"])[1] or _recipe_key(base).endswith(NO_CRITIC):
+        if split_preset(base["preset"])[1] or _recipe_key(base).endswith((NO_CRITIC, POISSON)):
             continue
         changed = [(c, r) for r in ordered if r is not base and (c := _change(base, r)) is not None]
         if any(r["model"] == base["model"] for _, r in changed):

@@ -109,7 +109,8 @@ def _markdown(result: dict) -> str:
         f"# {title} on {result['data']['root']} ({result['data']['images']} images, {result['size']}x{result['size']})",
         "",
         f"Masks: {result['manifest']['path']} (sha256 {result['manifest']['sha256'][:12]}, seed "
-        f"{result['manifest']['seed']}); cycles: {'see table' if ablation else result['cycles']}.",
+        f"{result['manifest']['seed']}); cycles: {'see table' if ablation else result['cycles']}"
+        + ("; fills Poisson-blended (facefill.blend)." if result.get("blend", "none") != "none" else "."),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" if i < (2 if ablation else 1) else "---:" for i in range(len(head))) + "|",

@@ -13,11 +13,13 @@ import torch.nn as nn
 
 from .._device import precision_name, resolve_precision
 from .._inference import prepare_model, run_generator
+from ..blend import check_blend
 from ..checkpoint import atomic_write
 from ..errors import InputError
 from ..limits import check_size_bound
 from ..masks import read_mask
 from ..metrics import SATURATED_SIDE, hole_gradient, l1_error, psnr, saturated_blocks, ssim
+from ..models.base import InpaintingGenerator
 from .inputs import (
     PAIRING_RULE,
     EvaluationError,
@@ -38,9 +40,11 @@ _PER_IMAGE = ("psnr", "ssim", "l1", "grad", "grad_gt", "saturated", "hole_ratio"
 
 
 def _call(
-    generator: Generator, image: torch.Tensor, mask: torch.Tensor, cycles: Optional[int], dtype: Optional[torch.dtype]
+    generator: Generator, image: torch.Tensor, mask: torch.Tensor, cycles: Optional[int], dtype: Optional[torch.dtype],
+    blend: str = "none",
 ) -> torch.Tensor:
-    out = run_generator(generator, image, mask, dtype, **({} if cycles is None else {"cycles": cycles}))
+    kwargs = ({} if cycles is None else {"cycles": cycles}) | ({} if blend == "none" else {"blend": blend})
+    out = run_generator(generator, image, mask, dtype, **kwargs)
     if not isinstance(out, torch.Tensor) or out.shape != image.shape:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise EvaluationError(f"the generator returned {got}; expected a tensor of shape {tuple(image.shape)}")
@@ -84,6 +88,7 @@ def evaluate(
     progress: Optional[Callable[[int, int], None]] = None,
     precision: Optional[str] = "auto",
     identity: bool = False,
+    blend: str = "none",
 ) -> dict:
     """Evaluate a generator on every test image with the fixed masks of each bin.
 
@@ -121,6 +126,9 @@ def evaluate(
             ``"fp32"`` or ``"fp16"`` (CUDA only); the generator runs under that autocast, the
             composite and the metrics are float32 (a given module is made channels_last under
             bf16 / fp16). The result's ``precision`` says what ran.
+        blend: ``"none"`` (the plain composite, the papers' protocol) or ``"poisson"``: the raw
+            prediction blended in the gradient domain (:mod:`facefill.blend`); facefill
+            generators only. The result's ``blend`` says which.
 
     Returns:
         The dict written as ``metrics.json``: ``bins`` (``{name: {psnr, ssim, l1, grad, grad_gt,
@@ -145,7 +153,16 @@ def evaluate(
     if out_path is not None and out_path.exists() and not out_path.is_dir():
         raise EvaluationError(f"output {out_path} exists and is not a folder")
 
+    try:
+        check_blend(blend)
+    except InputError as e:
+        raise EvaluationError(str(e)) from None
     generator, model_info, dev = _resolve_generator(generator, device)
+    if blend != "none" and not isinstance(generator, InpaintingGenerator):
+        raise EvaluationError(
+            f"blend={blend!r} needs a facefill generator (it blends the raw prediction); "
+            f"got {type(generator).__name__}: use blend='none'"
+        )
     try:
         dtype = resolve_precision(precision, dev)
     except InputError as e:
@@ -186,7 +203,7 @@ def evaluate(
                     mask = torch.stack([read_mask(files[pairs[b][i]]["file"], side) for i in index]).to(dev)
                     ratio = mask.flatten(1).mean(1).double().cpu().tolist()
                     for c in cycle_list:
-                        out = _call(generator, image, mask, c, dtype)
+                        out = _call(generator, image, mask, c, dtype, blend)
                         acc = values[(c, b)]
                         acc["psnr"] += psnr(out, image).double().cpu().tolist()
                         acc["ssim"] += ssim(out, image).double().cpu().tolist()
@@ -242,6 +259,7 @@ def evaluate(
         "batch_size": batch_size,
         "device": str(dev),
         "precision": precision_name(dtype),
+        "blend": blend,
         "notes": notes,
         "skipped": extra.skipped,
         "files": [],

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..blend import check_blend, poisson_blend
 from ..errors import InputError
 
 __all__ = ["InpaintingGenerator", "check_inputs", "check_int"]
@@ -120,16 +121,22 @@ class InpaintingGenerator(nn.Module):
         *,
         return_raw: bool = False,
         return_parts: bool = False,
+        blend: str = "none",
         **kwargs: Any,
     ) -> Any:
         """The composite; ``(composite, raw)`` with ``return_raw``; the :meth:`parts` dict
-        with ``return_parts`` (what the trainer calls, through ``forward`` so DDP sees it)."""
+        with ``return_parts`` (what the trainer calls, through ``forward`` so DDP sees it).
+
+        ``blend="poisson"`` makes the composite a gradient-domain blend of the raw prediction
+        (:func:`facefill.blend.poisson_blend`, float32); ``parts`` are never blended."""
+        check_blend(blend)
         parts = self.parts(image, mask, **kwargs)
         if return_parts:
             return parts
+        output = parts["output"] if blend == "none" else poisson_blend(image, parts["raw"], mask)
         if return_raw:
-            return parts["output"], parts["raw"]
-        return parts["output"]
+            return output, parts["raw"]
+        return output
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         check_inputs(image, mask, self.stride)

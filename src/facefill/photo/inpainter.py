@@ -48,6 +48,9 @@ Decisions, for the record:
   costs a full pass.
 - ``precision``: ``"auto"`` (bf16 where the hardware computes it natively, else float32),
   ``"bf16"``, ``"fp32"`` (``"fp16"``: CUDA only). The output is composited in float32.
+- ``blend``: ``"poisson"`` (the default) blends the model's fill into each crop in the gradient
+  domain (:mod:`facefill.blend`): its detail kept, its colour and brightness taken from the
+  pixels around the hole; ``"none"`` is the plain composite. OpenCV's fills are never blended.
 - What happened to each image is in ``inpainter.last_info`` (a list of :class:`InpaintInfo`)
   and, with ``return_info=True``, returned as ``(result, infos)``.
 """
@@ -71,6 +74,7 @@ import torch
 
 from .._device import precision_name, resolve_device, resolve_precision
 from .._inference import prepare_model, run_generator
+from ..blend import check_blend
 from ..checkpoint import CheckpointError, load_weights
 from ..errors import InputError
 from ..models.base import InpaintingGenerator
@@ -137,7 +141,8 @@ class InpaintInfo:
     (x, y, w, h) of the first inpainted face; ``crop``: (left, top, right, bottom) bounding the
     region given to the model for it (or for the aligned image, or the background square).
     ``hole_fraction``: share of the image's pixels in the hole. ``precision``: what the model
-    ran in; ``None`` when it did not run.
+    ran in; ``blend``: how its fill was blended in (``"poisson"`` or ``"none"``); both ``None``
+    when it did not run.
     """
 
     mode: str
@@ -148,6 +153,7 @@ class InpaintInfo:
     hole_fraction: float = 0.0
     mask_resized: bool = False
     precision: str | None = None
+    blend: str | None = None
     faces: list[FaceInfo] = field(default_factory=list)
     background: str | None = None  # the method that filled the part of the hole off every face
     notes: list[str] = field(default_factory=list)
@@ -275,7 +281,9 @@ class Inpainter:
         batch_size: int = 8,
         meta: dict[str, str] | None = None,
         precision: str | None = "auto",
+        blend: str = "poisson",
     ) -> None:
+        self.blend = check_blend(blend)
         self.device = _device(device)
         #: The autocast dtype (``None``: float32) and its name, from ``precision``.
         self.dtype = resolve_precision(precision, self.device)
@@ -299,6 +307,7 @@ class Inpainter:
         expected_sha256: str | None = None,
         batch_size: int = 8,
         precision: str | None = "auto",
+        blend: str = "poisson",
     ) -> "Inpainter":
         """Load a facefill weights file (``path=None``: the bundled demo weights).
 
@@ -306,7 +315,8 @@ class Inpainter:
         (``train_config.data.size``), else 256. Raises :class:`WeightsNotFoundError` when
         the file is missing and :class:`~facefill.checkpoint.CheckpointError` when it is not
         a facefill safetensors file or fails its sha256. ``precision``: ``"auto"``, ``"bf16"``,
-        ``"fp32"`` (or ``"fp16"`` on CUDA), refused with an :class:`InputError` before the load.
+        ``"fp32"`` (or ``"fp16"`` on CUDA), refused with an :class:`InputError` before the load;
+        ``blend``: ``"poisson"`` or ``"none"`` (see the module docstring).
         """
         if path is None:
             res = resources.files("facefill").joinpath(DEMO_WEIGHTS)
@@ -318,16 +328,21 @@ class Inpainter:
                 )
             with resources.as_file(res) as p:
                 return cls.from_pretrained(
-                    p, device, expected_sha256=expected_sha256, batch_size=batch_size, precision=precision
+                    p, device, expected_sha256=expected_sha256, batch_size=batch_size, precision=precision,
+                    blend=blend,
                 )
         path = Path(path)
         if not path.is_file():
             raise WeightsNotFoundError(f"weights file {path} does not exist")
-        resolve_precision(precision, _device(device))  # refuse a bad device or precision before the load
+        resolve_precision(precision, _device(device))  # refuse a bad device, precision or blend before the load
+        check_blend(blend)
         model, meta = load_weights(path, expected_sha256=expected_sha256)
         if not isinstance(model, InpaintingGenerator):
             raise CheckpointError(f"{path} holds a {meta.get('model')!r} model, not an inpainting generator")
-        return cls(model, size=_train_size(meta), device=device, batch_size=batch_size, meta=meta, precision=precision)
+        return cls(
+            model, size=_train_size(meta), device=device, batch_size=batch_size, meta=meta, precision=precision,
+            blend=blend,
+        )
 
     # -- the call ---------------------------------------------------------------------------
 
@@ -344,6 +359,7 @@ class Inpainter:
         feather: int = 3,
         threshold: float = 0.5,
         background: str = "telea",
+        blend: str | None = None,
         return_info: bool = False,
     ) -> Any:
         """Inpaint ``image`` where ``mask`` is 1 (white); returns the input's kind.
@@ -360,6 +376,7 @@ class Inpainter:
             threshold: mask values above it are the hole.
             background: what fills the part of the hole off every face: ``"telea"``, ``"ns"``
                 (OpenCV's classical methods) or ``"model"`` (a square crop through the model).
+            blend: ``"poisson"`` or ``"none"`` for this call (default: the inpainter's ``blend``).
             return_info: also return a list of :class:`InpaintInfo`.
         """
         dilate = _whole_number("dilate", dilate, 0)
@@ -370,6 +387,7 @@ class Inpainter:
                 raise InputError(f"cycles: {type(self.model).__name__} has no cycle count")
         if seed is not None:
             seed = _whole_number("seed", seed, 0, 2**63 - 1)
+        blend = self.blend if blend is None else check_blend(blend)
         if background not in BACKGROUNDS:
             raise InputError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
         if not isinstance(threshold, (int, float, np.integer, np.floating)) or isinstance(threshold, bool) or not (
@@ -382,7 +400,7 @@ class Inpainter:
         for i, (item, m) in enumerate(zip(items, masks)):
             name = "image" if len(items) == 1 else f"image[{i}]"
             jobs.append(self._plan(item, m, name, bool(aligned), dilate, feather, invert_mask, threshold, background))
-        self._run([c for j in jobs for c in j.crops], jobs, cycles, seed)
+        self._run([c for j in jobs for c in j.crops], jobs, cycles, seed, blend)
         outs = [j.canvas.rebuild(self._compose(j, background)) for j in jobs]
         self.last_info = [j.info for j in jobs]
         result = pack(outs)
@@ -520,12 +538,14 @@ class Inpainter:
 
     # -- running the model ------------------------------------------------------------------
 
-    def _run(self, crops: list[_Crop], jobs: list[_Job], cycles: int | None, seed: int | None) -> None:
+    def _run(self, crops: list[_Crop], jobs: list[_Job], cycles: int | None, seed: int | None, blend: str) -> None:
         owner = {id(c): j for j in jobs for c in j.crops}
         groups: dict[tuple[int, int], list[_Crop]] = {}
         for c in crops:
             groups.setdefault(c.hw, []).append(c)
         kwargs = {} if cycles is None else {"cycles": int(cycles)}
+        if blend != "none" and isinstance(self.model, InpaintingGenerator):
+            kwargs["blend"] = blend
         rng = contextlib.nullcontext()
         if seed is not None:
             devices = [self.device.index or 0] if self.device.type == "cuda" else []
@@ -545,6 +565,7 @@ class Inpainter:
                     out = torch.where(hole > 0.5, out, image).permute(0, 2, 3, 1).cpu().numpy()
                     for c, o in zip(chunk, out):
                         owner[id(c)].info.precision = self.precision
+                        owner[id(c)].info.blend = kwargs.get("blend", "none")
                         c.fill = align.warp_back(o, c.M, c.box)
 
     def _compose(self, job: _Job, background: str) -> np.ndarray:
