@@ -259,3 +259,7 @@ def test_serve_command_takes_precision(monkeypatch, cli_files):
     assert [i.precision for i in served] == ["fp32"]
     _one_line_error(runner.invoke(app, base + ["--precision", "nosuch"]), "precision must be one of")
     assert len(served) == 1
+    # The page blends its fills as the other commands do, unless told not to.
+    assert runner.invoke(app, base + ["--blend", "none"]).exit_code == 0
+    assert [i.blend for i in served] == ["poisson", "none"]
+    _one_line_error(runner.invoke(app, base + ["--blend", "soft"]), "blend must be one of")

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from ._console import fail, precision_option
+from ._console import blend_option, fail, precision_option
 
 __all__ = ["serve_cmd", "check_host", "parse_file_size"]
 
@@ -77,6 +77,7 @@ def serve_cmd(
         None, "--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if present)"
     ),
     precision: str = precision_option(),
+    blend: str = blend_option(),
     max_file_size: str = typer.Option(
         "20mb", "--max-file-size", help="largest upload accepted, e.g. 20mb, 500kb; 0 for no limit"
     ),
@@ -88,4 +89,4 @@ def serve_cmd(
     check_host(host)
     from .serve import serve
 
-    serve(weights, host=host, port=port, device=device, precision=precision, max_file_size=limit or None)
+    serve(weights, host=host, port=port, device=device, precision=precision, blend=blend, max_file_size=limit or None)

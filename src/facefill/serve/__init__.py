@@ -60,19 +60,21 @@ def serve(
     device: str | None = None,
     share: bool = False,
     precision: str | None = "auto",
+    blend: str = "poisson",
     max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
 ) -> None:
     """Load ``weights`` (None: the bundled demo weights) and serve the page until interrupted
     (Ctrl+C or SIGTERM); the folder of result files is removed on the way out.
 
-    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``, as for :class:`~facefill.inpaint.Inpainter`.
+    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``; ``blend``: ``"poisson"`` or ``"none"``; both
+    as for :class:`~facefill.inpaint.Inpainter`.
     """
     import signal
 
     import_gradio()  # fail on a missing gradio before loading a model
     from ..inpaint import Inpainter
 
-    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision)
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision, blend=blend)
     logger.info("serving %s on %s in %s", weights or "the bundled demo weights", inpainter.device, inpainter.precision)
     app = build_app(inpainter)  # build_app and launch are this package's names: tests replace them
 
