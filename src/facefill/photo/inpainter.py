@@ -50,7 +50,9 @@ Decisions, for the record:
   ``"bf16"``, ``"fp32"`` (``"fp16"``: CUDA only). The output is composited in float32.
 - ``blend``: ``"poisson"`` (the default) blends the model's fill into each crop in the gradient
   domain (:mod:`facefill.blend`): its detail kept, its colour and brightness taken from the
-  pixels around the hole; ``"none"`` is the plain composite. OpenCV's fills are never blended.
+  pixels around the hole; ``"none"`` is the plain composite. OpenCV's fills are never blended,
+  nor is a model that is not a facefill ``InpaintingGenerator`` (it gives no raw prediction);
+  ``info.blend`` says what was done.
 - What happened to each image is in ``inpainter.last_info`` (a list of :class:`InpaintInfo`)
   and, with ``return_info=True``, returned as ``(result, infos)``.
 """
