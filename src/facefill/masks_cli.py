@@ -42,11 +42,11 @@ def generate_cmd(
         "--preset",
         help="preset or mixture of thin, medium, thick, e.g. 'thin:1,thick:2'"
     ),
-    force: bool = typer.Option(False, "--overwrite", "--force", help="replace a non-empty --out"),
+    overwrite: bool = typer.Option(False, "--overwrite", "--force", help="replace a non-empty --out"),
 ) -> None:
     """Write PER_BIN masks per hole-ratio bin, with a manifest of ratios and sha256."""
     parsed_bins = _masks.parse_bins(bins)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         fail(f"--out {out} exists and is not empty; pass --overwrite to replace it")
     with Progress(
         TextColumn("generating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -54,7 +54,7 @@ def generate_cmd(
     ) as bar:
         task = bar.add_task("masks", total=per_bin * len(parsed_bins))
         manifest = _masks.generate_binned_masks(
-            out, size, per_bin, seed, parsed_bins, preset, overwrite=force,
+            out, size, per_bin, seed, parsed_bins, preset, overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     by_bin: dict[str, list[float]] = defaultdict(list)
