@@ -42,10 +42,13 @@ def _generator(model: Optional[str], weights: Optional[Path]):
 
 
 def _written(folders: list[Path]) -> list[Path]:
-    """The files an evaluation writes into each of ``folders`` that are there already."""
+    """What an evaluation would replace in each of ``folders``: its metrics files, and the
+    sample grids an earlier run left there."""
+    from .evaluate.report import METRICS_FILES
+
     found = []
     for folder in folders:
-        found += [folder / name for name in ("metrics.json", "metrics.md", "metrics.csv")]
+        found += [folder / name for name in METRICS_FILES]
         found += sorted(folder.glob("samples_*.png")) if folder.is_dir() else []
     return found
 

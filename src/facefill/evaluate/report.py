@@ -65,8 +65,12 @@ def _sample_name(key: tuple, ablation: bool) -> str:
     return f"samples_{b}_cycles{c}.png" if ablation else f"samples_{b}.png"
 
 
+#: The metrics files an evaluation writes into its folder, beside its ``samples_*.png`` grids.
+METRICS_FILES = ("metrics.json", "metrics.md", "metrics.csv")
+
+
 def file_names(grids: dict, ablation: bool) -> list[str]:
-    return ["metrics.json", "metrics.md", "metrics.csv"] + [_sample_name(k, ablation) for k in grids]
+    return list(METRICS_FILES) + [_sample_name(k, ablation) for k in grids]
 
 
 def _rows(result: dict) -> list[tuple[Optional[str], str, dict]]:
