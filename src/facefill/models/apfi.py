@@ -203,7 +203,13 @@ class UNetGenerator(nn.Module):
         for i, dec in enumerate(self.dec):
             h = dec(torch.cat([h, skips[-1 - i]], dim=1))
         h = self.to_full(torch.cat([h, merged], dim=1))
-        return torch.sigmoid(self.head(torch.cat([h, masked_image, mask], dim=1)))
+        # The float32 inputs join in h's dtype (bf16 under autocast), not h in theirs, and in
+        # h's layout: torch.cat gives a contiguous result when one input is a 1-channel map
+        # (both layouts at once), and a contiguous input sends the head to a slow path.
+        x = torch.cat([h, masked_image.to(h.dtype), mask.to(h.dtype)], dim=1)
+        if not h.is_contiguous():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return torch.sigmoid(self.head(x))
 
 
 @register_model(
@@ -259,6 +265,8 @@ class APFIGenerator(InpaintingGenerator):
     #: on a 2-core EPYC a batch of 8 ran 1.6x slower per image than chunks of 2, as its maps
     #: spilled out of the caches). Training and export see the whole batch; 0 switches it off.
     inference_chunk_bytes = 8 * 2**20
+    #: What ``facefill._inference.compile_generator`` compiles: the forward of one chunk.
+    compile_target = "_predict"
 
     def __init__(
         self,

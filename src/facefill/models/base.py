@@ -111,7 +111,9 @@ class InpaintingGenerator(nn.Module):
         EdgeConnect's ``"edges"``). ``image`` holds anything in the hole; it is zeroed here.
         """
         hole = mask > 0.5
-        raw = self.predict(image.masked_fill(hole, 0.0), mask, **kwargs).to(image.dtype)
+        # clone then fill in place: keeps the image's memory format (an out-of-place
+        # masked_fill returns a contiguous tensor, which costs a channels_last network copies)
+        raw = self.predict(image.clone().masked_fill_(hole, 0.0), mask, **kwargs).to(image.dtype)
         return {"raw": raw, "output": torch.where(hole, raw, image)}
 
     def inpaint(
