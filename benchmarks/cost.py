@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ import torch
 
 from facefill import bench
 from facefill._device import PRECISIONS, precision_name, resolve_precision
+from facefill._inference import compile_unavailable
 from facefill.cost import count_cost
 from facefill.models import create_model, list_models, list_presets, model_entry
 
@@ -79,7 +79,7 @@ class Mode:
     def describe(self, device: str = "cpu") -> str:
         how = "plain float32" if self.dtype is None else f"torch.autocast({device!r}, {precision_name(self.dtype)})"
         how += ", model and inputs channels_last" if self.channels_last else ", contiguous"
-        return how + (", torch.compile(model.inpaint) (compiled in the warm-up calls)" if self.compile else "")
+        return how + (", the network under torch.compile with inductor freezing (facefill._inference.compile_generator; compiled in the warm-up calls)" if self.compile else "")
 
 
 def build_modes(dtypes: dict[str, torch.dtype | None], layouts: list[bool], compile: bool) -> list[Mode]:
@@ -208,22 +208,6 @@ def fit_size(size: int, stride: int) -> int:
 def fresh(name: str, preset: str) -> torch.nn.Module:
     torch.manual_seed(0)
     return create_model(name, preset)
-
-
-# --- torch.compile ---------------------------------------------------------------------------
-
-
-def compile_unavailable(device: torch.device | str) -> str | None:
-    """Why ``torch.compile`` cannot run here (checked before trying), or ``None``."""
-    try:
-        import torch._dynamo as dynamo
-    except Exception as e:  # a torch built without dynamo
-        return f"torch._dynamo does not import ({type(e).__name__}: {e})"
-    if not dynamo.is_dynamo_supported():
-        return f"torch.compile is not supported on Python {sys.version.split()[0]} with torch {torch.__version__}"
-    if torch.device(device).type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        return "no C++ compiler on PATH (inductor's CPU backend compiles C++)"
-    return None
 
 
 # --- latency per mode ------------------------------------------------------------------------
@@ -549,7 +533,7 @@ def markdown(result: dict[str, Any], args) -> str:
         rows = {name: r for name, r in models.items() if f"gflops_{S}" in r}
         lines += [
             f"## {S}x{S}", "",
-            f"| model | params (M) | GFLOP/img | peak mem b1 fp32 (MB) |", "|---|---|---|---|",
+            "| model | params (M) | GFLOP/img | peak mem b1 fp32 (MB) |", "|---|---|---|---|",
         ]
         lines += [
             f"| {name} | {r['params'] / 1e6:.2f} | {fmt(r[f'gflops_{S}'], 4)} | {fmt(r.get(f'peak_mem_{S}_mb'))} |"

@@ -109,12 +109,6 @@ def test_cost_gpu_section_runs_the_same_modes_on_whatever_device_it_is_given():
     assert "### 32x32, GPU" in md and "| apfi | fp32_cl |" in md.split("## GPU")[1]
 
 
-def test_cost_compile_without_a_cpp_compiler_is_not_available_before_trying(monkeypatch):
-    cost = _script("cost")
-    monkeypatch.setattr(cost.shutil, "which", lambda _name: None)
-    assert "no C++ compiler" in cost.compile_unavailable("cpu")
-
-
 def test_cost_refuses_an_unknown_precision(capsys):
     cost = _script("cost")
     with pytest.raises(SystemExit):

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from ._device import autocast, native_bf16_cpu
+from ._inference import compile_generator, uncompile_generator
 from .errors import FacefillError
 
 __all__ = [
@@ -208,7 +209,8 @@ def inference_latency(
     channels_last: bool = False,
     compile: bool = False,
 ) -> Timing:
-    """Time ``model.inpaint(image, mask)`` (the forward without input checks), eval mode.
+    """Time ``model.inpaint(image, mask)`` (the forward without input checks), eval mode;
+    with ``compile``, its network under :func:`facefill._inference.compile_generator`.
 
     Each sample is one call on a batch of ``batch``; divide by ``batch`` for per-image time.
     """
@@ -222,12 +224,16 @@ def inference_latency(
 
     def run():
         with torch.inference_mode(), autocast(device, autocast_dtype):
-            fn(image, mask)
+            model.inpaint(image, mask)
 
-    try:  # a failing torch.compile must not leave the model channels_last either
-        fn = torch.compile(model.inpaint) if compile else model.inpaint
+    try:  # a failing torch.compile must not leave the model channels_last (or compiled) either
+        if compile:
+            reason = compile_generator(model, device, fallback=False)
+            if reason is not None:
+                raise RuntimeError(reason)
         return time_fn(run, repeats, warmup, device)
     finally:
+        uncompile_generator(model)
         if channels_last:
             model.to(memory_format=torch.contiguous_format)
 

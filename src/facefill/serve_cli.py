@@ -81,6 +81,9 @@ def serve_cmd(
     max_file_size: str = typer.Option(
         "20mb", "--max-file-size", help="largest upload accepted, e.g. 20mb, 500kb; 0 for no limit"
     ),
+    compile: bool = typer.Option(
+        False, "--compile", help="run the network under torch.compile: faster once warm, the first request compiles (tens of seconds)"
+    ),
 ) -> None:
     """Serve a web page to inpaint photos: upload, paint the hole, press Inpaint."""
     if not 0 < port < 65536:
@@ -89,4 +92,7 @@ def serve_cmd(
     check_host(host)
     from .serve import serve
 
-    serve(weights, host=host, port=port, device=device, precision=precision, blend=blend, max_file_size=limit or None)
+    serve(
+        weights, host=host, port=port, device=device, precision=precision, blend=blend, max_file_size=limit or None,
+        compile=compile,
+    )

@@ -62,20 +62,27 @@ def serve(
     precision: str | None = "auto",
     blend: str = "poisson",
     max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
+    compile: bool = False,
 ) -> None:
     """Load ``weights`` (None: the bundled demo weights) and serve the page until interrupted
     (Ctrl+C or SIGTERM); the folder of result files is removed on the way out.
 
-    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``; ``blend``: ``"poisson"`` or ``"none"``; both
-    as for :class:`~facefill.inpaint.Inpainter`.
+    ``precision``: ``"auto"``, ``"bf16"`` or ``"fp32"``; ``blend``: ``"poisson"`` or ``"none"``;
+    ``compile``: torch.compile the network; all as for :class:`~facefill.inpaint.Inpainter`.
     """
     import signal
 
     import_gradio()  # fail on a missing gradio before loading a model
     from ..inpaint import Inpainter
 
-    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision, blend=blend)
-    logger.info("serving %s on %s in %s", weights or "the bundled demo weights", inpainter.device, inpainter.precision)
+    inpainter = Inpainter.from_pretrained(weights, device=device, precision=precision, blend=blend, compile=compile)
+    if inpainter.compiled:  # compile before the page opens, not in the first request
+        logger.info("compiling the network (torch.compile; once per process)")
+        inpainter.warm_up()
+    logger.info(
+        "serving %s on %s in %s%s", weights or "the bundled demo weights", inpainter.device, inpainter.precision,
+        ", compiled" if inpainter.compiled else "",
+    )
     app = build_app(inpainter)  # build_app and launch are this package's names: tests replace them
 
     def stop(signum: int, frame: Any) -> None:  # SIGTERM ends the page like Ctrl+C
