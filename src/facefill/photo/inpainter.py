@@ -55,7 +55,7 @@ Decisions, for the record:
   ``info.blend`` says what was done.
 - ``compile=True`` runs the network under ``torch.compile`` (inductor, with frozen weights;
   :func:`facefill._inference.compile_generator`): on a 2-core Zen 4 EPYC APFI's bf16 forward
-  ran about 1.5x faster (``benchmarks/cost.py --compile``). The first call at each batch shape
+  ran 1.3-2x faster (``benchmarks/cost.py --compile``). The first call at each batch shape
   compiles for tens of seconds, so it pays in a long-lived process (``facefill serve
   --compile``), not for one image. Where torch.compile cannot run, one warning says why and
   the model runs eagerly; ``inpainter.compiled`` says which.
