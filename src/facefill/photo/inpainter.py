@@ -359,12 +359,12 @@ class Inpainter:
         )
 
     def warm_up(self, batch: int = 1) -> None:
-        """Run the network once on a blank ``batch`` at the working size, so that a compiled
-        network (``compile=True``) compiles now rather than in the first real call."""
-        size = (batch, 3, self.size, self.size)
-        image = torch.full(size, 0.5, device=self.device)
-        hole = torch.zeros(batch, 1, self.size, self.size, device=self.device)
-        hole[..., self.size // 4 : -(self.size // 4), self.size // 4 : -(self.size // 4)] = 1.0
+        """Run the network once on a ``batch`` of the benchmarks' seeded inputs at the working
+        size, so that a compiled network (``compile=True``) compiles now rather than in the
+        first real call."""
+        from ..bench import bench_inputs
+
+        image, hole = bench_inputs(batch, self.size, self.device)
         with torch.inference_mode():
             run_generator(self.model, image, hole, self.dtype)
 
