@@ -106,6 +106,19 @@ def test_saturated_blocks_need_eight_by_eight_stuck_pixels_in_the_hole():
     white_gt = target.clone()
     white_gt[..., 6:14, 6:14] = 1.0
     assert planted(1.0, 6, 6, 8, gt=white_gt) is False  # really white there
+    backdrop = target.clone()
+    backdrop[..., 6:14, 6:14] = 247 / 255
+    assert planted(1.0, 6, 6, 8, gt=backdrop) is False  # 8 levels from white: a white backdrop
+    backdrop[..., 6:14, 6:14] = 246 / 255
+    assert planted(1.0, 6, 6, 8, gt=backdrop) is True  # 9 levels off in every channel
+    backdrop[..., 6:14, 6:14] = 1.0
+    backdrop[:, 2, 6:14, 6:14] = 0.9  # white in R and G, 230 in B: not white
+    assert planted(1.0, 6, 6, 8, gt=backdrop) is True
+    dark = target.clone()
+    dark[..., 6:14, 6:14] = 8 / 255
+    assert planted(0.0, 6, 6, 8, gt=dark) is False and saturated_blocks(
+        torch.zeros_like(dark), dark, mask, tolerance=7
+    ).item() is True
     # Half white, half black is not one flat block.
     out = target.clone()
     out[..., 6:14, 6:10] = 1.0
@@ -123,3 +136,5 @@ def test_hole_diagnostics_check_shapes():
         hole_gradient(torch.rand(1, 3, 8, 8), torch.ones(1, 3, 8, 8))
     with pytest.raises(ValueError, match="one shape"):
         saturated_blocks(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9), torch.ones(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="tolerance"):
+        saturated_blocks(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8), tolerance=255)

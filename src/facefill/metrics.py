@@ -19,10 +19,13 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-__all__ = ["psnr", "ssim", "l1_error", "hole_gradient", "saturated_blocks", "MAX_PSNR", "SATURATED_SIDE"]
+__all__ = ["psnr", "ssim", "l1_error", "hole_gradient", "saturated_blocks", "MAX_PSNR", "SATURATED_SIDE", "SATURATED_TOLERANCE"]
 
 MAX_PSNR = 100.0  # reported for identical images, where PSNR is infinite
 SATURATED_SIDE = 8  # side of the smallest flat block saturated_blocks counts
+# How far (uint8 levels, in some channel) the ground truth must be from 0 or 255 for a stuck
+# pixel to count: a near-white background (JPEG leaves it at 252-254) filled pure white is right.
+SATURATED_TOLERANCE = 8
 
 
 def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -88,7 +91,8 @@ def hole_gradient(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def saturated_blocks(
-    output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, side: int = SATURATED_SIDE
+    output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, side: int = SATURATED_SIDE,
+    tolerance: int = SATURATED_TOLERANCE,
 ) -> torch.Tensor:
     """Whether each image's output has a flat saturated block in the hole (B,) bool.
 
@@ -103,6 +107,8 @@ def saturated_blocks(
         raise ValueError(f"output and target must have one shape, got {tuple(output.shape)} and {tuple(target.shape)}")
     if isinstance(side, bool) or not isinstance(side, int) or side < 1:
         raise ValueError(f"side must be a positive int, got {side!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 0 <= tolerance < 255:
+        raise ValueError(f"tolerance must be an int in [0, 255), got {tolerance!r}")
     out = output.float().clamp(0, 1).mul(255).round()
     gt = target.float().clamp(0, 1).mul(255).round()
     hole = mask[:, 0] > 0.5
@@ -110,7 +116,7 @@ def saturated_blocks(
     if min(output.shape[-2:]) < side:
         return found
     for level in (0.0, 255.0):
-        stuck = hole & (out == level).all(1) & ~(gt == level).all(1)
+        stuck = hole & (out == level).all(1) & ((gt - level).abs().amax(1) > tolerance)
         # a side x side square of stuck pixels <=> the window's minimum is 1
         full = -F.max_pool2d(-stuck.float().unsqueeze(1), side, stride=1)
         found |= full.flatten(1).amax(1) > 0.5

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..checkpoint import atomic_write
-from ..metrics import SATURATED_SIDE
+from ..metrics import SATURATED_SIDE, SATURATED_TOLERANCE
 
 __all__ = ["TABLE_LEGEND", "file_names", "grid_rows", "result_table", "write_outputs"]
 
@@ -37,7 +37,8 @@ _COLUMNS = (
 TABLE_LEGEND = (
     "grad: mean Sobel gradient of the luma in the hole (grad GT: of the ground truth; grad ratio "
     f"below 1: a blurrier fill); sat.: images with a flat white or black {SATURATED_SIDE}x"
-    f"{SATURATED_SIDE} block in the hole that the ground truth does not have"
+    f"{SATURATED_SIDE} block in the hole that the ground truth does not have (within "
+    f"{SATURATED_TOLERANCE} levels of 255)"
 )
 
 

@@ -18,7 +18,7 @@ from ..checkpoint import atomic_write
 from ..errors import InputError
 from ..limits import check_size_bound
 from ..masks import read_mask
-from ..metrics import SATURATED_SIDE, hole_gradient, l1_error, psnr, saturated_blocks, ssim
+from ..metrics import SATURATED_SIDE, SATURATED_TOLERANCE, hole_gradient, l1_error, psnr, saturated_blocks, ssim
 from ..models.base import InpaintingGenerator
 from .inputs import (
     PAIRING_RULE,
@@ -254,7 +254,8 @@ def evaluate(
         "mean 3x3 Sobel magnitude (reflect padding) of the luma 0.299R+0.587G+0.114B in the hole of "
         "the composite / the ground truth, grad_ratio = grad / grad_gt (null for a flat ground truth); "
         f"saturated: images whose composite has a {SATURATED_SIDE}x{SATURATED_SIDE} square of hole "
-        "pixels all (0,0,0) or all (255,255,255) in uint8 where the ground truth is not",
+        f"pixels all (0,0,0) or all (255,255,255) in uint8 where the ground truth is more than "
+        f"{SATURATED_TOLERANCE} levels from that in some channel",
         "size": side,
         "batch_size": batch_size,
         "device": str(dev),
