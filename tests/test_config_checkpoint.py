@@ -44,6 +44,15 @@ def test_data_root_takes_one_folder_or_a_list(tmp_path):
     cfg = load_config(path, ["data.root=/data/celeba"])  # a plain string stays a string
     assert cfg.data.root == "/data/celeba" and cfg.data.roots == ["/data/celeba"]
     assert load_config(None).data.roots == []
+    # Exported with weights: paths relative to the working folder, the loaded config unchanged.
+    path.write_text("data:\n  root: [faces, ../elsewhere]\nloss:\n  vgg_weights: random\n"
+                    "train:\n  init_weights: w/start.safetensors\n")
+    cfg = load_config(path)
+    shared = config_to_dict(cfg, relative_to=tmp_path / "repo")
+    assert shared["data"]["root"] == ["../faces", "../../elsewhere"]
+    assert shared["train"]["init_weights"] == "../w/start.safetensors"
+    assert shared["loss"]["vgg_weights"] == "random" and shared["masks"]["root"] is None
+    assert cfg.data.root == [str(tmp_path / "faces"), str((tmp_path / "../elsewhere").resolve())]
     for bad in ("data.root=[]", "data.root=[1, 2]", "data.root=[a"):
         with pytest.raises(InputError, match="config key data.root"):
             load_config(None, [bad])

@@ -55,6 +55,8 @@ def test_resume_continues_the_same_run(faces, tmp_path):
     weights = tmp_path / "b" / "apfi_small.safetensors"
     model, meta = ckpt.load_weights(weights)
     assert meta["model"] == "apfi" and json.loads(meta["step"]) == 6
+    root = json.loads(meta["train_config"])["data"]["root"]  # relative to the working folder
+    assert root == os.path.relpath(faces) and not Path(root).is_absolute()
     for k, v in model.state_dict().items():
         assert torch.equal(v, resumed.g_raw.state_dict()[k])
 

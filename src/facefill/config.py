@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -270,9 +272,28 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
-def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+#: The config's file and folder paths, (section, key): resolved against a config file's folder
+#: when read, written relative to the working folder into exported weights.
+PATH_KEYS = (("data", "root"), ("masks", "root"), ("loss", "vgg_weights"), ("train", "init_weights"))
+
+
+def _map_paths(sections: dict[str, Any], convert: Callable[[str], str]) -> None:
+    """Apply ``convert`` in place to every path under :data:`PATH_KEYS` (each folder of a list);
+    unset paths and ``"random"`` stay as they are."""
+    for section, key in PATH_KEYS:
+        value = sections[section][key]
+        one = lambda v: convert(v) if v and v != "random" else v  # noqa: E731
+        sections[section][key] = [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
+def config_to_dict(cfg: TrainConfig, relative_to: str | Path | None = None) -> dict[str, Any]:
+    """The config as plain data. ``relative_to`` (a folder) writes absolute paths relative to
+    it, so that weights shared with their training config do not carry the machine's layout."""
     out = dataclasses.asdict(cfg)
     out["train"]["betas"] = list(out["train"]["betas"])
+    if relative_to is not None:
+        base = Path(relative_to).resolve()
+        _map_paths(out, lambda v: os.path.relpath(v, base) if Path(v).is_absolute() else v)
     return out
 
 
@@ -371,14 +392,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)
         base = path.resolve().parent
-
-        def resolve(value: str | None) -> str | None:
-            if value and value != "random" and not Path(value).is_absolute():
-                return str((base / value).resolve())
-            return value
-
-        for section, key in (("data", "root"), ("masks", "root"), ("loss", "vgg_weights"), ("train", "init_weights")):
-            value = getattr(getattr(cfg, section), key)
-            value = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
-            setattr(getattr(cfg, section), key, value)
+        sections = {section: {key: getattr(getattr(cfg, section), key)} for section, key in PATH_KEYS}
+        _map_paths(sections, lambda v: v if Path(v).is_absolute() else str((base / v).resolve()))
+        for section, key in PATH_KEYS:
+            setattr(getattr(cfg, section), key, sections[section][key])
     return apply_overrides(cfg, overrides or [])

@@ -401,7 +401,7 @@ class Trainer:
             ckpt.save_weights(
                 self.inference_model,
                 self.out / f"{m.generator}_{m.preset}.safetensors",
-                extra={"step": self.step, "ema": t.ema_decay > 0, "train_config": config_to_dict(self.cfg)},
+                extra={"step": self.step, "ema": t.ema_decay > 0, "train_config": config_to_dict(self.cfg, relative_to=Path.cwd())},
             )
         except ckpt.CheckpointError as e:
             last = ckpt.latest_checkpoint(self.out / "checkpoints")
