@@ -277,13 +277,10 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 PATH_KEYS = (("data", "root"), ("masks", "root"), ("loss", "vgg_weights"), ("train", "init_weights"))
 
 
-def _map_paths(sections: dict[str, Any], convert: Callable[[str], str]) -> None:
-    """Apply ``convert`` in place to every path under :data:`PATH_KEYS` (each folder of a list);
-    unset paths and ``"random"`` stay as they are."""
-    for section, key in PATH_KEYS:
-        value = sections[section][key]
-        one = lambda v: convert(v) if v and v != "random" else v  # noqa: E731
-        sections[section][key] = [one(v) for v in value] if isinstance(value, list) else one(value)
+def _convert_paths(value: str | list[str] | None, convert: Callable[[str], str]) -> str | list[str] | None:
+    """``convert`` applied to a path value (each folder of a list); unset and ``"random"`` kept."""
+    one = lambda v: convert(v) if v and v != "random" else v  # noqa: E731
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
 
 
 def config_to_dict(cfg: TrainConfig, relative_to: str | Path | None = None) -> dict[str, Any]:
@@ -293,7 +290,10 @@ def config_to_dict(cfg: TrainConfig, relative_to: str | Path | None = None) -> d
     out["train"]["betas"] = list(out["train"]["betas"])
     if relative_to is not None:
         base = Path(relative_to).resolve()
-        _map_paths(out, lambda v: os.path.relpath(v, base) if Path(v).is_absolute() else v)
+        for section, key in PATH_KEYS:
+            out[section][key] = _convert_paths(
+                out[section][key], lambda v: os.path.relpath(v, base) if Path(v).is_absolute() else v
+            )
     return out
 
 
@@ -392,8 +392,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise InputError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
         cfg = config_from_dict(data)
         base = path.resolve().parent
-        sections = {section: {key: getattr(getattr(cfg, section), key)} for section, key in PATH_KEYS}
-        _map_paths(sections, lambda v: v if Path(v).is_absolute() else str((base / v).resolve()))
         for section, key in PATH_KEYS:
-            setattr(getattr(cfg, section), key, sections[section][key])
+            part = getattr(cfg, section)
+            setattr(part, key, _convert_paths(
+                getattr(part, key), lambda v: v if Path(v).is_absolute() else str((base / v).resolve())
+            ))
     return apply_overrides(cfg, overrides or [])
