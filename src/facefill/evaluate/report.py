@@ -38,7 +38,7 @@ TABLE_LEGEND = (
     "grad: mean Sobel gradient of the luma in the hole (grad GT: of the ground truth; grad ratio "
     f"below 1: a blurrier fill); sat.: images with a flat white or black {SATURATED_SIDE}x"
     f"{SATURATED_SIDE} block in the hole that the ground truth does not have (within "
-    f"{SATURATED_TOLERANCE} levels of 255)"
+    f"{SATURATED_TOLERANCE} levels of 255, or of 0)"
 )
 
 
