@@ -244,7 +244,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="train without the recipe's critic (the ablation 'without the PatchGAN')")
     p.add_argument("--size", type=int, default=128, help="training and evaluation size")
     p.add_argument("--steps", type=int, default=5000, help="the budget: training steps")
-    p.add_argument("--seed", type=int, default=0, help="training seed and mask seed")
+    p.add_argument("--seed", type=int, default=0, help="training seed (weights, data order, training masks)")
+    p.add_argument("--mask-seed", type=int, default=0,
+                   help="the seed of the evaluation mask set; kept apart from --seed, so a second "
+                        "training seed is judged on the same masks as the first")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="data root, or a comma-separated list")
     p.add_argument("--config", type=Path, default=ROOT / "configs/apfi_faces_cpu.yaml",
                    help="the config with --recipe shared")
@@ -288,8 +291,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.variant:
             work = work.with_name(work.name + "-" + re.sub(r"[^A-Za-z0-9.=,_-]+", "", study.variant_preset("", args.variant)))
         # The mask set is small and committed (benchmarks/masks/), so anyone can evaluate on it.
-        masks = args.masks_dir / f"{args.size}px-seed{args.seed}-n{len(test_ids)}"
-        manifest = make_manifest(masks, args.size, per_bin=len(test_ids), seed=args.seed)
+        masks = args.masks_dir / f"{args.size}px-seed{args.mask_seed}-n{len(test_ids)}"
+        manifest = make_manifest(masks, args.size, per_bin=len(test_ids), seed=args.mask_seed)
         path = study.save_row(rows_dir, run_model(args.model, args, manifest, work))
         print(f"wrote {path}")
     md = args.out / "study.md"

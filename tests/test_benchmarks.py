@@ -264,3 +264,14 @@ def test_quality_refuses_a_bad_ablation_before_training(tmp_path, faces, capsys,
     assert exit_.value.code != 0
     assert message in capsys.readouterr().err + str(exit_.value.code)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "masks").exists()
+
+
+def test_quality_judges_a_second_training_seed_on_the_first_seeds_masks(tmp_path, faces):
+    quality = _script("quality")
+    argv = ["--model", "telea", "--size", "32", "--data", str(faces), "--workdir", str(tmp_path / "runs"),
+            "--masks-dir", str(tmp_path / "masks"), "--out", str(tmp_path / "results")]
+    quality.main(argv + ["--seed", "3"])  # a training seed: the evaluation masks stay seed 0's
+    (row,) = [json.loads(p.read_text()) for p in (tmp_path / "results/study").glob("*.json")]
+    assert row["seed"] == 3 and row["masks"].startswith("32px-seed0-")
+    quality.main(argv + ["--mask-seed", "2"])  # another mask set only when asked for
+    assert sorted(p.name.split("-n")[0] for p in (tmp_path / "masks").iterdir()) == ["32px-seed0", "32px-seed2"]
