@@ -328,9 +328,14 @@ def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
         _row(recipe=shared, preset="small[kca=false]", steps=2000, bins=bins(30.0)),  # another setting
         _row(model="rfr", preset="small[x=1]", recipe=shared, bins=bins(1.0)),  # another model's variant
     ]
+    rows += [  # the base again with another seed: the spread, never a base of its own; seed 1's
+        _row(recipe=shared, seed=1, bins=bins(21.75)),  # variant is no ablation of seed 0's base
+        _row(recipe=shared, preset="small[kca=false]", seed=1, bins=bins(2.0)),
+    ]
     groups = study.ablation_groups(rows)
     assert [(b["model"], b["preset"], [c for c, _ in ch]) for b, ch in groups] == [
-        ("apfi", "small", ["Poisson-blended fills (same weights)", "no critic", "kca=false", "model rfr (small)"]),
+        ("apfi", "small", ["Poisson-blended fills (same weights)", "no critic", "seed 1 (run-to-run spread)",
+                           "kca=false", "model rfr (small)"]),
         ("rfr", "small", ["model apfi (small)", "x=1"]),  # RFR-Net's own ablation: its own table
     ]
     md = study.render_ablations(rows)
@@ -343,7 +348,8 @@ def test_ablations_are_one_table_per_base_with_each_change_and_its_difference():
     assert any(line.startswith(f"| no critic | def456 {study.MARK} |") and "22.25 (+0.25)" in line for line in lines)
     assert any(line.startswith("| model rfr (small) |") and "20.00 (-2.00)" in line for line in lines)
     assert any(line.startswith("| Poisson-blended fills (same weights) |") and "23.00 (+1.00)" in line for line in lines)
-    assert "30.00" not in md and "| 19.00 " not in md and "| x=1 |" not in table
+    assert any(line.startswith("| seed 1 (run-to-run spread) |") and "21.75 (-0.25)" in line for line in lines)
+    assert "30.00" not in md and "| 19.00 " not in md and "| 2.00 (" not in md and "| x=1 |" not in table
     assert study.render_ablations([base, rows[4]]) == ""  # another model alone is no ablation
 
 

@@ -242,9 +242,14 @@ def _change(base: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
     An ablation is the base model with generator arguments over its preset (``small[kca=false]``,
     same recipe), the base without its critic (recipe ``<base's>-nocritic``), the base's own
     weights with Poisson-blended fills (recipe ``<base's>+poisson``), or another model trained
-    with the base's recipe (RFR-Net under APFI's, as the paper's Table 1).
+    with the base's recipe (RFR-Net under APFI's, as the paper's Table 1), each at the base's
+    seed; or the base itself trained with another seed, whose differences are the run-to-run
+    spread the other rows' differences are to be read against.
     """
     preset, variant = split_preset(row["preset"])
+    if row["seed"] != base["seed"]:
+        same = (row["model"], row["preset"], row["recipe"]) == (base["model"], base["preset"], base["recipe"])
+        return f"seed {row['seed']} (run-to-run spread)" if same else None
     if row["model"] == base["model"]:
         if variant and preset == base["preset"] and row["recipe"] == base["recipe"]:
             return variant
@@ -261,7 +266,8 @@ def _change(base: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
 def ablation_groups(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[tuple[str, Mapping[str, Any]]]]]:
     """``[(base row, [(change, row), ...]), ...]``: each base row of a setting with the rows that
     change one thing from it (:func:`_change`), for bases with at least one ablation of their own
-    model (a base row is one without generator arguments and with its critic)."""
+    model (a base row is one without generator arguments and with its critic, at the lowest
+    seed it was trained with)."""
     return [group for _, members in by_setting(rows) for group in _groups_of(members)]
 
 
@@ -269,8 +275,14 @@ def _groups_of(members: list[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any]
     """:func:`ablation_groups` of the rows of ONE setting."""
     groups = []
     ordered = sorted(members, key=row_order)
+    first_seed: dict[tuple, int] = {}  # a base trained with several seeds is based at its lowest
+    for r in ordered:
+        what = (r["model"], r["preset"], r["recipe"])
+        first_seed[what] = min(int(r["seed"]), first_seed.get(what, int(r["seed"])))
     for base in ordered:
         if split_preset(base["preset"])[1] or _recipe_key(base).endswith((NO_CRITIC, POISSON)):
+            continue
+        if int(base["seed"]) != first_seed[base["model"], base["preset"], base["recipe"]]:
             continue
         changed = [(c, r) for r in ordered if r is not base and (c := _change(base, r)) is not None]
         if any(r["model"] == base["model"] for _, r in changed):
