@@ -78,6 +78,24 @@ def test_blend_is_per_image_clipped_and_safe_on_edge_cases():
     assert poisson_blend(image.bfloat16(), raw.bfloat16(), mask).dtype == torch.float32
 
 
+def test_the_blend_gradient_is_exact_so_a_loss_may_see_the_blended_fill():
+    # torch.autograd.gradcheck against finite differences, in float64 on a small image
+    # whose hole touches the image's edge; the correction's gradient is a second solve.
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 2, 9, 10, dtype=torch.float64, generator=g) * 0.5 + 0.25
+    raw = (image + 0.1 * torch.randn(image.shape, dtype=torch.float64, generator=g)).requires_grad_()
+    mask = torch.cat([square_mask(10, 3, 2, 4)[..., :9, :], square_mask(10, 0, 5, 4)[..., :9, :]]).double()
+    boundary = lambda r: (image - r) * (1 - mask)  # noqa: E731
+    assert torch.autograd.gradcheck(lambda r: harmonic_correction(boundary(r), mask, tol=1e-12), (raw,))
+    # The blended composite: known pixels carry no gradient of their own, hole pixels do,
+    # and a known pixel next to the hole moves the fill through the correction.
+    out = poisson_blend(image.float(), raw.float(), mask)
+    out[0, 0, 4, 4].backward()  # a hole pixel of the first image
+    grad = raw.grad[0, 0]
+    assert grad[4, 4] != 0 and grad[2, 4] != 0  # itself, and the known pixel above the hole
+    assert torch.equal(raw.grad[1], torch.zeros_like(raw.grad[1]))  # another image: nothing
+
+
 def test_generators_blend_on_request_and_never_in_training_parts():
     model = create_model("apfi", "small", width=8, reasoning=(8, 16, 16), unet=(8, 16, 16), cycles=2).eval()
     image, mask = _smooth(2), square_mask(32, 8, 8, 12, batch=2)

@@ -133,6 +133,27 @@ def test_schedule_and_precision_settings_are_checked(faces, tmp_path, monkeypatc
         Trainer(tiny(faces, "train.critic_start=5"), tmp_path / "y")
 
 
+def test_train_blend_poisson_has_the_losses_and_critic_see_the_blended_fill(faces, tmp_path, monkeypatch):
+    from facefill.blend import poisson_blend
+    from facefill.recipes.apfi import APFIRecipe
+
+    seen = {}
+    for name in ("generator_loss", "critic_loss"):
+        def spy(self, critic, image, mask, parts, _name=name, _original=getattr(APFIRecipe, name)):
+            seen[_name] = (image.detach(), mask.detach(), parts["raw"].detach(), parts["output"])
+            return _original(self, critic, image, mask, parts)
+        monkeypatch.setattr(APFIRecipe, name, spy)
+    Trainer(tiny(faces, "train.blend=poisson", "train.iterations=2", "train.val_every=0"), tmp_path).fit()
+    image, mask, raw, output = seen["generator_loss"]
+    assert output.requires_grad  # the generator's loss reaches the weights through the solve
+    assert torch.allclose(output.detach(), poisson_blend(image, raw, mask), atol=1e-6)
+    assert not torch.allclose(output.detach(), torch.where(mask > 0.5, raw, image), atol=1e-3)
+    assert torch.equal(output.detach() * (1 - mask), image * (1 - mask))  # known pixels kept
+    assert torch.equal(seen["critic_loss"][3], output.detach())  # the critic judges the same fill
+    with pytest.raises(FacefillError, match="train.blend='seamless' is not allowed: one of poisson, none"):
+        Trainer(tiny(faces, "train.blend=seamless"), tmp_path / "bad")
+
+
 def test_thirty_steps_lower_the_loss(faces, tmp_path):
     trainer = Trainer(tiny(faces, "train.iterations=30", "train.val_every=0", "train.save_every=30"), tmp_path)
     trainer.fit()

@@ -13,7 +13,9 @@ image, whose raw prediction is its composite, is returned as it is).
 
 ``c`` is found by conjugate gradients on the 4-neighbour Laplacian restricted to the hole,
 batched over images and channels, in float32 on the tensors' device (no autocast), zero-flux
-at the image's edges. It runs at inference only; training sees the raw prediction.
+at the image's edges. Its gradient is exact (a second solve of the same symmetric system), so
+training may see the blended fill (``train.blend: poisson``); by default it sees the raw
+prediction and the blend runs at inference only.
 
 Measured (``benchmarks/results/blend-2026-12-02/``): on held-out validation images it adds
 1.9-4.0 dB PSNR to APFI ``small`` at every hole size and for every objective tried, and keeps
@@ -56,6 +58,52 @@ def _hole_box(hole: torch.Tensor) -> tuple[slice, slice]:
             slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, W)))
 
 
+def _conjugate_gradients(
+    rhs: torch.Tensor, hole: torch.Tensor, degree: torch.Tensor, tol: float, max_iter: int
+) -> torch.Tensor:
+    """``x`` with ``A x = rhs`` for the 4-neighbour Laplacian ``A`` restricted to ``hole``
+    (symmetric positive definite there), batched: each (image, channel) until its residual is
+    below ``tol`` times its right-hand side. ``rhs`` and ``x`` are zero outside the hole."""
+    def laplacian(x: torch.Tensor) -> torch.Tensor:  # x is zero outside the hole
+        return hole * (degree * x - _neighbour_sum(x))
+
+    x = torch.zeros_like(rhs)
+    r = rhs.clone()
+    p = r.clone()
+    dims = (1, 2, 3)
+    rs = (r * r).sum(dims, keepdim=True)
+    stop = (tol**2) * rs
+    for _ in range(max_iter):
+        if bool((rs <= stop).all()):
+            break
+        ap = laplacian(p)
+        alpha = rs / (p * ap).sum(dims, keepdim=True).clamp_min(1e-30)
+        x.add_(alpha * p)
+        r.sub_(alpha * ap)
+        rs_next = (r * r).sum(dims, keepdim=True)
+        p = torch.addcmul(r, rs_next / rs.clamp_min(1e-30), p)
+        rs = rs_next
+    return x
+
+
+class _HarmonicSolve(torch.autograd.Function):
+    """``c = A^-1 H N(K d)`` on the hole's box (``H``/``K``: hole/known pixels, ``N``: the
+    neighbour sum) and its exact gradient: ``A`` and ``N`` are symmetric, so the gradient
+    is one more solve with the same operator, ``d̄ = K N(A^-1 H c̄)``."""
+
+    @staticmethod
+    def forward(ctx, d, hole, degree, tol, max_iter):  # type: ignore[override]
+        ctx.save_for_backward(hole, degree)
+        ctx.tol, ctx.max_iter = tol, max_iter
+        return _conjugate_gradients(hole * _neighbour_sum(d * (1 - hole)), hole, degree, tol, max_iter)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        hole, degree = ctx.saved_tensors
+        y = _conjugate_gradients(hole * grad, hole, degree, ctx.tol, ctx.max_iter)
+        return (1 - hole) * _neighbour_sum(y), None, None, None, None
+
+
 def harmonic_correction(
     boundary: torch.Tensor, hole: torch.Tensor, *, tol: float = 1e-5, max_iter: int | None = None
 ) -> torch.Tensor:
@@ -67,42 +115,23 @@ def harmonic_correction(
     Conjugate gradients until each image's residual is below ``tol`` times its right-hand
     side (``max_iter`` defaults to ``4 * (H + W)``, ample for the Laplacian's conditioning),
     on the box around the batch's holes only. A hole with no known neighbour (the whole image)
-    gets ``c = 0``.
+    gets ``c = 0``. Differentiable in ``boundary`` (the gradient is a second solve of the same
+    system, to the same ``tol``), so a training loss may see the blended fill.
     """
     hole = (hole > 0.5).to(boundary.dtype)
-    out = torch.zeros_like(boundary)
     if not bool(hole.any()):
-        return out
-    box = (..., *_hole_box(hole))
+        return torch.zeros_like(boundary)
+    rows, cols = _hole_box(hole)
     # A box edge that is not the image's edge has only known pixels on it: cutting the image
     # there changes nothing.
-    d, hole = boundary[box], hole[box].expand_as(boundary[box])
+    d, hole = boundary[..., rows, cols], hole[..., rows, cols].expand_as(boundary[..., rows, cols])
     # A pixel's degree: 4 inside, 3 on the image's edge, 2 in a corner (zero flux there; on the
     # box's other edges there are only known pixels, where the Laplacian is not used).
     degree = _neighbour_sum(torch.ones_like(d[:1, :1]))
-
-    def laplacian(x: torch.Tensor) -> torch.Tensor:  # x is zero outside the hole
-        return hole * (degree * x - _neighbour_sum(x))
-
-    rhs = hole * _neighbour_sum(d * (1 - hole))
-    x = torch.zeros_like(d)
-    r = rhs.clone()
-    p = r.clone()
-    dims = (1, 2, 3)
-    rs = (r * r).sum(dims, keepdim=True)
-    stop = (tol**2) * rs
-    for _ in range(max_iter if max_iter is not None else 4 * sum(boundary.shape[-2:])):
-        if bool((rs <= stop).all()):
-            break
-        ap = laplacian(p)
-        alpha = rs / (p * ap).sum(dims, keepdim=True).clamp_min(1e-30)
-        x.add_(alpha * p)
-        r.sub_(alpha * ap)
-        rs_next = (r * r).sum(dims, keepdim=True)
-        p = torch.addcmul(r, rs_next / rs.clamp_min(1e-30), p)
-        rs = rs_next
-    out[box] = x
-    return out
+    steps = max_iter if max_iter is not None else 4 * sum(boundary.shape[-2:])
+    x = _HarmonicSolve.apply(d, hole.contiguous(), degree, tol, steps)
+    H, W = boundary.shape[-2:]  # back to the whole image: zero outside the box
+    return F.pad(x, (cols.start, W - cols.stop, rows.start, H - rows.stop))
 
 
 def poisson_blend(image: torch.Tensor, raw: torch.Tensor, mask: torch.Tensor, *, tol: float = 1e-5) -> torch.Tensor:

@@ -130,6 +130,10 @@ class TrainSection:
     ema_decay: float = 0.0
     # Before this step the critic is neither trained nor asked (reconstruction terms only).
     critic_start: int = 0
+    # What the losses and the critic see: "none", the plain composite (the papers' protocol), or
+    # "poisson", the fill Poisson-blended into the known pixels as facefill's photo paths output
+    # it (facefill.blend; exact gradient, two linear solves a step).
+    blend: str = "none"
     # A facefill weights file the generator starts from (a fresh run, not a resume).
     init_weights: str | None = None
     # Every N steps; 0: log_every / save_every only at the last step, image_every / val_every never.
@@ -354,6 +358,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             "data.size", cfg.data.size,
             f"at most {MAX_SIZE} pixels a side (facefill.limits.MAX_SIZE); larger sizes exhaust memory, train at a smaller size",
         )
+    from .blend import BLENDS
+
+    if t.blend not in BLENDS:
+        raise _bad("train.blend", t.blend, f"one of {', '.join(BLENDS)}")
     for key in ("adv", "perceptual", "style", "l1"):
         value = getattr(cfg.loss, key)
         if value is not None and not (math.isfinite(value) and value >= 0):

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from .. import checkpoint as ckpt
+from ..blend import poisson_blend
 from ..config import TrainConfig, check_config, config_to_dict
 from .._device import autocast, precision_name, resolve_precision
 from .._inference import run_generator
@@ -486,6 +487,8 @@ class Trainer:
         judged = self.critic_active
         with self._autocast():
             parts = self.g(image, mask, return_parts=True)
+            if self.cfg.train.blend == "poisson":  # what inference outputs: the losses see it
+                parts = {**parts, "output": poisson_blend(image, parts["raw"], mask)}
             if judged:
                 d_loss, d_terms = self.recipe.critic_loss(self.d, image, mask, detach_parts(parts))
         with self._autocast(), self._frozen_critic() as critic:
