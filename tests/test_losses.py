@@ -11,6 +11,7 @@ from facefill.losses import (
     GeneratorLoss,
     L1Loss,
     PerceptualLoss,
+    SSIMLoss,
     StyleLoss,
     gram_matrix,
 )
@@ -57,6 +58,42 @@ def test_l1_loss():
     assert L1Loss(weight=3.0)(a, b).item() == pytest.approx(1.5)
     with pytest.raises(InputError, match="same shape"):
         L1Loss()(a, b[..., :1])
+
+
+def _ssim_by_hand(a, b):
+    """SSIM from its definition: 11x11 Gaussian window (sigma 1.5), C1 = 0.01^2, C2 = 0.03^2,
+    one window per pixel on the image reflect-padded by 5 (torchmetrics' convention, hence
+    facefill.metrics.ssim's), averaged over channels, pixels and images."""
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    w = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+    blur = lambda t: F.conv2d(t, w, groups=3)  # noqa: E731
+    a, b = F.pad(a, (5,) * 4, mode="reflect"), F.pad(b, (5,) * 4, mode="reflect")
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.mean()
+
+
+def test_ssim_loss_is_one_minus_ssim_and_zero_on_identical_images():
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 24, 24)
+    b = (a + 0.2 * torch.randn_like(a)).clamp(0, 1)
+    assert SSIMLoss().distance(a, a).item() == pytest.approx(0.0, abs=1e-6)
+    expected = 1 - _ssim_by_hand(a, b)
+    assert SSIMLoss().distance(a, b).item() == pytest.approx(expected.item(), abs=1e-5)
+    assert SSIMLoss(weight=2.0)(a, b).item() == pytest.approx(2 * expected.item(), abs=2e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_bf16 = SSIMLoss().distance(a.bfloat16(), b)
+    assert under_bf16.dtype == torch.float32
+    assert under_bf16.item() == pytest.approx(expected.item(), abs=0.02)  # a's bf16 rounding only
+    # Its gradient raises SSIM: one small step down the loss makes b more like a.
+    x = b.clone().requires_grad_(True)
+    SSIMLoss().distance(x, a).backward()
+    with torch.no_grad():
+        assert SSIMLoss().distance(x - 0.5 * x.grad, a) < SSIMLoss().distance(b, a)
 
 
 def test_perceptual_and_style_are_zero_on_identical_images(vgg, images):
@@ -163,6 +200,20 @@ def test_generator_loss_weight_zero_switches_terms_off(vgg, images):
     assert set(loss(x, y)[1]) == {"perceptual"}
     with pytest.raises(InputError, match="fake_scores"):
         GeneratorLoss(vgg, perceptual=0.0, style=0.0)(x, y)
+
+
+def test_generator_loss_ssim_term_is_off_by_default_and_adds_when_set(vgg):
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 24, 24)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    assert "ssim" not in GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0)(x, y)[1]
+    total, logs = GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0, ssim=0.5)(x, y)
+    assert set(logs) == {"l1", "ssim"}
+    assert_close(logs["ssim"], SSIMLoss().distance(x, y))
+    assert_close(total, logs["l1"] + 0.5 * logs["ssim"])
+    assert GeneratorLoss.from_config({"ssim": 0.25, "perceptual": 0.0, "style": 0.0}, vgg).ssim.weight == 0.25
+    with pytest.raises(InputError, match="ssim must be >= 0"):
+        GeneratorLoss(vgg, ssim=-1.0)
 
 
 def test_generator_loss_from_config(vgg, images):

@@ -45,6 +45,8 @@ def test_recipes_refuse_terms_they_do_not_have_and_load_vgg_only_when_needed():
     assert recipe.weights == {"valid": 1.0, "hole": 6.0, "tv": 0.1}
     apfi = create_recipe("apfi", {"perceptual": 0.0, "style": 0.0, "adv": None}, _no_vgg)
     assert apfi.weights == {"l1": 1.0, "adv": 0.05} and apfi.uses_critic
+    apfi = create_recipe("apfi", {"perceptual": 0.0, "style": 0.0, "ssim": 0.5}, _no_vgg)
+    assert apfi.weights == {"l1": 1.0, "adv": 0.05, "ssim": 0.5}
 
 
 @pytest.mark.parametrize("name", ["apfi", "pconv", "lama", "edgeconnect"])

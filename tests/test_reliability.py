@@ -293,6 +293,7 @@ API_CASES = [
     _args_case("edgeconnect", "{mode: true}", r"loss\.args\.mode=True is not allowed: one of 1, 2, 3, 4"),
     _args_case("edgeconnect", "{mode: 2.5}", r"loss\.args\.mode=2\.5 is not allowed"),
     _args_case("edgeconnect", "{fm: -1}", r"loss\.args\.fm=-1 is not allowed: a finite weight >= 0 \(0 switches the term off\)$"),
+    _args_case("apfi", "{ssim: -0.5}", r"loss\.args\.ssim=-0\.5 is not allowed: a finite SSIM weight >= 0 \(0 switches the term off\)$"),
     _args_case("lama", "{r1: .nan}", r"loss\.args\.r1=nan is not allowed: a finite coefficient >= 0"),
     _args_case("lama", "{r1: 1e-3}", r"loss\.args\.r1='1e-3' is not allowed: .*YAML reads 1e-3 as text: write it with a decimal point"),
     _args_case("lama", "{l1_hole: -0.5}", r"loss\.args\.l1_hole=-0\.5 is not allowed"),

@@ -154,6 +154,18 @@ def test_train_blend_poisson_has_the_losses_and_critic_see_the_blended_fill(face
         Trainer(tiny(faces, "train.blend=seamless"), tmp_path / "bad")
 
 
+def test_ssim_term_from_loss_args_is_logged_and_in_the_total(faces, tmp_path):
+    trainer = Trainer(tiny(faces, "loss.args={ssim: 2.0}", "train.iterations=2", "train.log_every=1",
+                           "train.val_every=0"), tmp_path)
+    assert trainer.recipe.weights["ssim"] == 2.0
+    trainer.fit()
+    rows = [r for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if r["kind"] == "loss"]
+    assert rows and all(0 < r["ssim"] < 1 for r in rows)
+    weights = trainer.recipe.weights
+    for r in rows:  # the logged total is the weighted sum of the logged terms, SSIM's included
+        assert r["total"] == pytest.approx(sum(w * r[k] for k, w in weights.items() if k in r), rel=1e-5)
+
+
 def test_thirty_steps_lower_the_loss(faces, tmp_path):
     trainer = Trainer(tiny(faces, "train.iterations=30", "train.val_every=0", "train.save_every=30"), tmp_path)
     trainer.fit()

@@ -1,4 +1,5 @@
-"""Training losses of the paper (§1.2–1.4): L1, VGG16 perceptual and style, adversarial.
+"""Training losses of the paper (§1.2–1.4): L1, VGG16 perceptual and style, adversarial;
+and an SSIM term the paper does not have (off by default).
 
 Each term is an ``nn.Module`` with an explicit ``weight`` (BasicSR style). ``forward``
 returns the *weighted* value, the one that goes into a total; the named methods
@@ -24,6 +25,10 @@ Reductions, with the paper's weights (0.05 perceptual, 120 style, 1 L1, 0.05 adv
   the squared mean 0.00057 (40x smaller; the weight 120 would leave the term nearly inert)
   and the squared sum over the C x C entries 16 (660x larger). ``criterion="mse"`` gives the
   squared mean for those who want the literal formula.
+- ssim (not in the paper; weight 0 unless set): ``1 - SSIM(pred, target)``, SSIM as
+  :func:`facefill.metrics.ssim` scores it (torchmetrics, 11x11 Gaussian window, sigma 1.5, data
+  range 1, averaged over the batch), in float32 with autocast off. On a composite the known
+  pixels agree exactly, so only windows that reach into the hole contribute.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ._device import autocast_off
 from .errors import InputError
@@ -47,6 +53,7 @@ __all__ = [
     "GeneratorLoss",
     "L1Loss",
     "PerceptualLoss",
+    "SSIMLoss",
     "StyleLoss",
     "gram_matrix",
     "vgg_features",
@@ -124,20 +131,40 @@ def loss_config(
     return config, vgg
 
 
-class L1Loss(nn.Module):
-    """Mean absolute difference over all pixels: ``weight * mean|pred - target|``."""
+class _PixelLoss(nn.Module):
+    """A weighted distance between two images: ``forward`` is ``weight * distance``."""
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         self.weight = float(weight)
 
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.distance(pred, target)
+
+
+class L1Loss(_PixelLoss):
+    """Mean absolute difference over all pixels: ``weight * mean|pred - target|``."""
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Unweighted mean absolute difference, float32."""
         _check_pair(pred, target)
         return (pred.float() - target.float()).abs().mean()
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.weight * self.distance(pred, target)
+
+class SSIMLoss(_PixelLoss):
+    """Structural dissimilarity ``weight * (1 - SSIM(pred, target))`` (see the module doc)."""
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unweighted ``1 - mean SSIM``, float32; 0 for identical images."""
+        _check_pair(pred, target)
+        with autocast_off(pred.device):
+            value = structural_similarity_index_measure(
+                pred.float(), target.float(), data_range=1.0, reduction="elementwise_mean"
+            )
+        return 1.0 - value
 
 
 class _VGGTapLoss(nn.Module):
@@ -264,13 +291,14 @@ class AdversarialLoss(nn.Module):
 
 
 class GeneratorLoss(nn.Module):
-    """The generator's total loss ``l1·L1 + perceptual·Lper + style·Lstyle + adv·Ladv``.
+    """The generator's total loss ``l1·L1 + perceptual·Lper + style·Lstyle + adv·Ladv``,
+    plus ``ssim·(1 - SSIM)`` where ``ssim > 0`` (not the paper's; off by default).
 
     ``forward(pred, target, fake_scores=None) -> (total, logs)``: ``pred`` is the
     generator's output, ``target`` the ground truth (detached: it never receives gradient),
     both (B, 3, H, W) in [0, 1]; ``fake_scores`` is the discriminator's output on ``pred``,
     required when ``adv > 0``. ``total`` is the weighted float32 sum; ``logs`` maps each
-    enabled term (``"l1"``, ``"perceptual"``, ``"style"``, ``"adv"``) to its *unweighted*,
+    enabled term (``"l1"``, ``"ssim"``, ``"perceptual"``, ``"style"``, ``"adv"``) to its *unweighted*,
     detached value. A weight of 0 switches a term off: it is neither computed nor logged.
 
     Perceptual and style share one VGG pass per image (pred with grad, target without),
@@ -289,6 +317,7 @@ class GeneratorLoss(nn.Module):
         "resize",
         "style_criterion",
         "adv_kind",
+        "ssim",
     )
 
     def __init__(
@@ -304,13 +333,16 @@ class GeneratorLoss(nn.Module):
         resize: int | None = 224,
         style_criterion: str = "l1",
         adv_kind: str = "hinge",
+        ssim: float = 0.0,
     ) -> None:
         super().__init__()
-        for name, w in (("l1", l1), ("perceptual", perceptual), ("style", style), ("adv", adv)):
+        terms = (("l1", l1), ("perceptual", perceptual), ("style", style), ("adv", adv), ("ssim", ssim))
+        for name, w in terms:
             if w < 0:
                 raise InputError(f"loss weight {name} must be >= 0, got {w}")
         self.resize = _check_resize(resize)
         self.l1 = L1Loss(l1)
+        self.ssim = SSIMLoss(ssim)
         self.adv = AdversarialLoss(adv_kind, adv)
         self.vgg: VGG16Features | None = None
         self.perceptual: PerceptualLoss | None = None
@@ -355,6 +387,8 @@ class GeneratorLoss(nn.Module):
 
         if self.l1.weight > 0:
             add("l1", self.l1.weight, self.l1.distance(pred, target))
+        if self.ssim.weight > 0:
+            add("ssim", self.ssim.weight, self.ssim.distance(pred, target))
         if self.vgg is not None:
             terms = [t for t in (self.perceptual, self.style) if t is not None]
             layers = [n for n in TAPS if any(n in t.layers for t in terms)]

@@ -12,7 +12,7 @@ import torch.nn as nn
 from ..diffaug import POLICIES, diff_augment, parse_policy
 from ..losses import PAPER_WEIGHTS, GeneratorLoss
 from ..vgg import TAPS
-from .base import Arg, Recipe, choice_arg, given_settings, layers_arg, register_recipe
+from .base import Arg, Recipe, choice_arg, given_settings, layers_arg, register_recipe, weight_arg
 
 __all__ = ["APFIRecipe"]
 
@@ -25,7 +25,8 @@ class APFIRecipe(Recipe):
     :meth:`facefill.losses.AdversarialLoss.discriminator_loss`. ``loss.args.critic_augment``
     (for example ``translation,cutout``) passes everything the critic sees, in its update and
     in the generator's adversarial term, through :func:`facefill.diffaug.diff_augment`. Weights default to
-    :data:`facefill.losses.PAPER_WEIGHTS`. Also the recipe RFR-Net and APFI share in
+    :data:`facefill.losses.PAPER_WEIGHTS`. ``loss.args.ssim`` (default 0, not in the paper) adds
+    ``ssim·(1 - SSIM)`` on the same output (:class:`facefill.losses.SSIMLoss`). Also the recipe RFR-Net and APFI share in
     ``benchmarks/quality.py``'s first tables.
     """
 
@@ -34,6 +35,7 @@ class APFIRecipe(Recipe):
         "perceptual_layers": layers_arg(TAPS),
         "style_layers": layers_arg(TAPS),
         "style_criterion": choice_arg("l1", "mse"),
+        "ssim": weight_arg("SSIM weight"),
         "critic_augment": Arg(
             lambda v: isinstance(v, str) and all(p.strip() in POLICIES for p in v.split(",") if p.strip()),
             f"a comma-separated list of DiffAugment policies from {', '.join(POLICIES)} "
@@ -79,7 +81,7 @@ class APFIRecipe(Recipe):
     @property
     def weights(self) -> dict[str, float]:
         lo = self.loss
-        w = {"l1": lo.l1.weight, "adv": lo.adv.weight}
+        w = {"l1": lo.l1.weight, "adv": lo.adv.weight, "ssim": lo.ssim.weight}
         if lo.perceptual is not None:
             w["perceptual"] = lo.perceptual.weight
         if lo.style is not None:
