@@ -52,6 +52,50 @@ def test_gram_is_float32_under_bf16_autocast():
     assert_close(g, gram_matrix(feat.bfloat16().float()))
 
 
+def _plain_gram(feat):
+    b, c, h, w = feat.shape
+    flat = feat.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def test_gram_gradient_is_exact():
+    feat = torch.rand(2, 5, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (feat,))
+    cl = feat.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.autograd.gradcheck(gram_matrix, (cl,))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matches_autograd_of_the_formula(layout):
+    # The hand-written backward (one bmm, G symmetric) against autograd of F F^T / (C H W),
+    # with a non-symmetric upstream gradient, in both memory layouts.
+    torch.manual_seed(0)
+    feat = torch.randn(2, 6, 5, 7).contiguous(memory_format=layout).requires_grad_(True)
+    weight = torch.randn(2, 6, 6)
+    ours = gram_matrix(feat)
+    (grad,) = torch.autograd.grad((ours * weight).sum(), feat)
+    plain = feat.detach().contiguous().requires_grad_(True)
+    ref = _plain_gram(plain)
+    (ref_grad,) = torch.autograd.grad((ref * weight).sum(), plain)
+    assert_close(ours, ref.detach(), rtol=1e-5, atol=1e-6)
+    assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
+    if layout == torch.channels_last:
+        assert grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_gram_gradient_of_bf16_features_is_bf16_in_their_layout():
+    feat = torch.rand(2, 8, 4, 4).bfloat16().contiguous(memory_format=torch.channels_last)
+    feat.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g = gram_matrix(feat)
+    (grad,) = torch.autograd.grad(g.sum(), feat)
+    assert g.dtype == torch.float32
+    assert grad.dtype == torch.bfloat16 and grad.is_contiguous(memory_format=torch.channels_last)
+    # d(sum G)/dF = 2 * (sum over channels of F) / (C H W), the same for every channel.
+    expect = 2 * feat.detach().float().sum(1, keepdim=True).expand_as(feat) / (8 * 16)
+    assert_close(grad.float(), expect, rtol=1e-2, atol=1e-3)
+
+
 def test_l1_loss():
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert L1Loss().distance(a, b).item() == pytest.approx(0.5)
