@@ -11,7 +11,8 @@ and the global sample position, so a run resumed from a checkpoint sees exactly 
 would have seen, and with the optimiser and RNG states restored it follows the same loss
 curve (bit for bit on CPU).
 
-Files: :mod:`.trainer` (the :class:`Trainer`), :mod:`.sampling` (:class:`StepSampler`,
+Files: :mod:`.trainer` (the :class:`Trainer` and its loop), :mod:`.state` (checkpoints, resume,
+weights), :mod:`.sampling` (:class:`StepSampler`,
 :class:`InpaintingPairs`), :mod:`.schedule` (learning rate and EMA), :mod:`.runtime` (device,
 ranks, RNG states, signals).
 """
