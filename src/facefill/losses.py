@@ -65,35 +65,39 @@ PAPER_WEIGHTS = {"l1": 1.0, "perceptual": 0.05, "style": 120.0, "adv": 0.05}
 
 
 class _Gram(torch.autograd.Function):
-    """``G = F^T F / n`` of ``F`` = (B, H*W, C), and its gradient ``F (dG + dG^T) / n``.
+    """``G = F F^T / n`` and its gradient ``(dG + dG^T) F / n``, in the features' own layout.
 
-    The (B, H*W, C) view is free for channels_last features, which the trainers use, and the
-    gradient comes back in that layout. Autograd's own backward of ``bmm(F^T, F)`` runs two
-    bmms into a (B, C, H*W) buffer that then has to be copied back to channels_last; this
-    one runs one bmm, using that G is symmetric (2-2.5x less time per Gram with its
-    backward on the CPU, bf16 and fp32). bf16 / fp16 features are upcast before the
-    product, so G and its gradient are computed in float32 (float64 stays float64).
+    channels_last features (what the trainers use) are read as (B, H*W, C) and contiguous ones as
+    (B, C, H*W), both views without a copy, and the gradient comes back in the same layout.
+    Autograd's own backward of ``bmm(F, F^T)`` runs two bmms and, for channels_last features, a
+    layout copy; this one runs one bmm, since G is symmetric (2-2.5x less time per Gram with its
+    backward on the CPU, bf16 and fp32). bf16 / fp16 features are upcast before the product, so
+    G and its gradient are computed in float32 (float64 stays float64).
     """
 
     @staticmethod
     def forward(ctx, feat: torch.Tensor) -> torch.Tensor:
         b, c, h, w = feat.shape
+        rows = not feat.is_contiguous() and feat.is_contiguous(memory_format=torch.channels_last)
         with autocast_off(feat.device):
-            flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c)
+            # rows: (B, H*W, C), G = F^T F; else (B, C, H*W), G = F F^T.
+            flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c) if rows else feat.reshape(b, c, h * w)
             if flat.dtype != torch.float64:
                 flat = flat.float()
             ctx.save_for_backward(flat)
-            ctx.meta = (b, c, h, w, feat.dtype)
-            return torch.bmm(flat.transpose(1, 2), flat).div_(c * h * w)
+            ctx.meta = (b, c, h, w, feat.dtype, rows)
+            gram = torch.bmm(flat.transpose(1, 2), flat) if rows else torch.bmm(flat, flat.transpose(1, 2))
+            return gram.div_(c * h * w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (flat,) = ctx.saved_tensors
-        b, c, h, w, dtype = ctx.meta
+        b, c, h, w, dtype, rows = ctx.meta
         with autocast_off(grad.device):
             sym = (grad + grad.transpose(1, 2)).div_(c * h * w).to(flat.dtype)
-            out = torch.bmm(flat, sym)
-        return out.to(dtype).reshape(b, h, w, c).permute(0, 3, 1, 2)
+            if rows:
+                return torch.bmm(flat, sym).to(dtype).reshape(b, h, w, c).permute(0, 3, 1, 2)
+            return torch.bmm(sym, flat).to(dtype).reshape(b, c, h, w)
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
