@@ -90,6 +90,7 @@ class _Gram(torch.autograd.Function):
             return gram.div_(c * h * w)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no second derivative: refused, not wrong
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (flat,) = ctx.saved_tensors
         b, c, h, w, dtype, rows = ctx.meta
