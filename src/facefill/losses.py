@@ -70,8 +70,10 @@ class _Gram(torch.autograd.Function):
     channels_last features (what the trainers use) are read as (B, H*W, C) and contiguous ones as
     (B, C, H*W), both views without a copy, and the gradient comes back in the same layout.
     Autograd's own backward of ``bmm(F, F^T)`` runs two bmms and, for channels_last features, a
-    layout copy; this one runs one bmm, since G is symmetric (2-2.5x less time per Gram with its
-    backward on the CPU, bf16 and fp32). bf16 / fp16 features are upcast before the product, so
+    layout copy; this one runs one bmm, since G is symmetric. On the 2-core Zen 4 CPU a Gram of
+    (8, 64, 128, 128) features with its backward took 2.2-2.7x less time for channels_last
+    features and 1.5x less for contiguous ones, bf16 and fp32 alike. bf16 / fp16 features are
+    upcast before the product, so
     G and its gradient are computed in float32 (float64 stays float64).
     """
 
