@@ -73,8 +73,8 @@ class _Gram(torch.autograd.Function):
     layout copy; this one runs one bmm, since G is symmetric. On the 2-core Zen 4 CPU a Gram of
     (8, 64, 128, 128) features with its backward took 2.2-2.7x less time for channels_last
     features and 1.5x less for contiguous ones, bf16 and fp32 alike. bf16 / fp16 features are
-    upcast before the product, so
-    G and its gradient are computed in float32 (float64 stays float64).
+    upcast before the product, so G and its gradient are computed in float32 (float64 stays
+    float64).
     """
 
     @staticmethod
