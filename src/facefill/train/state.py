@@ -25,6 +25,7 @@ log = logging.getLogger("facefill.train")
 
 class TrainerState:
     """Checkpoint and weights I/O of :class:`facefill.train.Trainer` (see there)."""
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
