@@ -12,6 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ._depthwise import depthwise_conv2d
+
 __all__ = [
     "PartialConv2d",
     "GatedConv2d",
@@ -52,6 +54,12 @@ class PartialConv2d(nn.Conv2d):
         self.register_buffer(
             "_window", torch.ones(1, 1, *self.kernel_size), persistent=False
         )
+
+    def _conv_forward(self, x, weight, bias):
+        # A depthwise layer (APFI's area identification) takes the fast CPU weight gradient.
+        if self.groups == self.in_channels == self.out_channels and bias is None and self.padding_mode == "zeros":
+            return depthwise_conv2d(x, weight, self.stride, self.padding, self.dilation)
+        return super()._conv_forward(x, weight, bias)
 
     def update_mask(self, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(new_valid, ratio)`` for a valid map, without touching features."""
