@@ -73,8 +73,11 @@ class _Gram(torch.autograd.Function):
     layout copy; this one runs one bmm, since G is symmetric. On the 2-core Zen 4 CPU a Gram of
     (8, 64, 128, 128) features with its backward took 2.2-2.7x less time for channels_last
     features and 1.5x less for contiguous ones, bf16 and fp32 alike. bf16 / fp16 features are
-    upcast before the product, so G and its gradient are computed in float32 (float64 stays
-    float64).
+    upcast before the product, so G is computed in float32 (float64 stays float64); the gradient
+    is computed in the features' own dtype, the dtype it is returned in (a bf16 matmul
+    accumulates in float32), which spares a float32 copy of the features kept for the backward
+    and a float32 product: with bf16 (8, 64, 128, 128) features, 19 -> 12 ms for the Gram and
+    its backward.
     """
 
     @staticmethod
@@ -84,10 +87,10 @@ class _Gram(torch.autograd.Function):
         with autocast_off(feat.device):
             # rows: (B, H*W, C), G = F^T F; else (B, C, H*W), G = F F^T.
             flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c) if rows else feat.reshape(b, c, h * w)
+            ctx.save_for_backward(flat)  # in the features' dtype: the backward runs in it
+            ctx.meta = (b, c, h, w, rows)
             if flat.dtype != torch.float64:
                 flat = flat.float()
-            ctx.save_for_backward(flat)
-            ctx.meta = (b, c, h, w, feat.dtype, rows)
             gram = torch.bmm(flat.transpose(1, 2), flat) if rows else torch.bmm(flat, flat.transpose(1, 2))
             return gram.div_(c * h * w)
 
@@ -95,12 +98,12 @@ class _Gram(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # no second derivative: refused, not wrong
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (flat,) = ctx.saved_tensors
-        b, c, h, w, dtype, rows = ctx.meta
+        b, c, h, w, rows = ctx.meta
         with autocast_off(grad.device):
             sym = (grad + grad.transpose(1, 2)).div_(c * h * w).to(flat.dtype)
             if rows:
-                return torch.bmm(flat, sym).to(dtype).reshape(b, h, w, c).permute(0, 3, 1, 2)
-            return torch.bmm(sym, flat).to(dtype).reshape(b, c, h, w)
+                return torch.bmm(flat, sym).reshape(b, h, w, c).permute(0, 3, 1, 2)
+            return torch.bmm(sym, flat).reshape(b, c, h, w)
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
