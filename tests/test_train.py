@@ -133,6 +133,17 @@ def test_schedule_and_precision_settings_are_checked(faces, tmp_path, monkeypatc
         Trainer(tiny(faces, "train.critic_start=5"), tmp_path / "y")
 
 
+def test_cpu_trainer_retains_freed_memory_unless_the_config_says_not(faces, tmp_path, monkeypatch):
+    import facefill.train.trainer as trainer_mod
+
+    calls = []
+    monkeypatch.setattr(trainer_mod, "retain_freed_memory", lambda: calls.append(1) or True)
+    Trainer(tiny(faces, "train.device=cpu"), tmp_path / "a")
+    assert calls == [1]
+    Trainer(tiny(faces, "train.device=cpu", "train.retain_memory=false"), tmp_path / "b")
+    assert calls == [1]
+
+
 def test_train_blend_poisson_has_the_losses_and_critic_see_the_blended_fill(faces, tmp_path, monkeypatch):
     from facefill.blend import poisson_blend
     from facefill.recipes.apfi import APFIRecipe

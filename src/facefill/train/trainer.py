@@ -23,6 +23,7 @@ from .. import checkpoint as ckpt
 from ..blend import poisson_blend
 from ..config import TrainConfig, check_config
 from .._device import autocast, precision_name, resolve_precision
+from .._memory import retain_freed_memory
 from .._inference import run_generator
 from ..errors import ConfigError, FacefillError, InputError, describe_os_error
 from ..metrics import psnr, ssim
@@ -90,6 +91,8 @@ class Trainer(TrainerState):
         except InputError as e:
             raise FacefillError(f"train.amp: {e}") from None
         self.channels_last = t.channels_last and self.device.type in ("cuda", "cpu")
+        if self.device.type == "cpu" and t.retain_memory and retain_freed_memory():
+            log.debug("malloc retains freed memory (train.retain_memory)")
 
         self._seed(t.seed)
         self._build_models()
