@@ -275,3 +275,13 @@ def test_quality_judges_a_second_training_seed_on_the_first_seeds_masks(tmp_path
     assert row["seed"] == 3 and row["masks"].startswith("32px-seed0-")
     quality.main(argv + ["--mask-seed", "2"])  # another mask set only when asked for
     assert sorted(p.name.split("-n")[0] for p in (tmp_path / "masks").iterdir()) == ["32px-seed0", "32px-seed2"]
+
+
+def test_depthwise_grad_times_both_paths_for_both_presets_and_precisions(tmp_path):
+    _script("depthwise_grad").main(["--repeats", "1", "--out", str(tmp_path)])
+    (path,) = tmp_path.glob("depthwise-grad-*.json")
+    runs = json.loads(path.read_text())["runs"]
+    assert [(r["channels"], r["dtype"]) for r in runs] == [(32, "float32"), (32, "bfloat16"), (64, "float32"), (64, "bfloat16")]
+    for r in runs:
+        assert r["speedup"] == pytest.approx(r["onednn_fwd_bwd_ms"] / r["facefill_fwd_bwd_ms"])
+    assert "| APFI paper, 256 px, batch 6 (6, 64, 128, 128) | bfloat16 |" in next(tmp_path.glob("depthwise-grad-*.md")).read_text()
