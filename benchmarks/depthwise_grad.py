@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -30,22 +28,12 @@ import torch.nn.functional as F
 
 from facefill._depthwise import depthwise_conv2d
 from facefill._memory import retain_freed_memory
-from facefill.bench import command_line, machine_info, write_report
+from facefill.bench import command_line, machine_info, time_fn, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # (what, batch, channels, side): APFI small at 128 px (configs/apfi_faces_*.yaml) and the paper
 # preset at 256 px (configs/apfi_celeba256.yaml), features at half the input's side.
 SHAPES = [("APFI small, 128 px, batch 8", 8, 32, 64), ("APFI paper, 256 px, batch 6", 6, 64, 128)]
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1e3
 
 
 def measure(batch: int, channels: int, side: int, dtype: torch.dtype, repeats: int) -> dict:
@@ -68,7 +56,7 @@ def measure(batch: int, channels: int, side: int, dtype: torch.dtype, repeats: i
     times = {"forward": [], "onednn": [], "facefill": []}
     for _ in range(3):  # alternate, so that drift on a shared machine hits all three alike
         for name, fn in (("forward", forward), ("onednn", onednn), ("facefill", ours)):
-            times[name].append(_median_ms(fn, repeats))
+            times[name].append(time_fn(fn, repeats, warmup=1).median * 1e3)
     ms = {k: min(v) for k, v in times.items()}
     return {
         "batch": batch, "channels": channels, "side": side, "dtype": str(dtype).removeprefix("torch."),

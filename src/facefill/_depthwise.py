@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules.utils import _pair
 
 __all__ = ["depthwise_conv2d", "depthwise_weight_grad"]
 
@@ -82,10 +83,6 @@ class _DepthwiseConv2d(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_w = depthwise_weight_grad(x, grad, tuple(weight.shape[2:]), stride, padding, dilation)
         return grad_x, grad_w, None, None, None
-
-
-def _pair(v) -> _Pair:
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def depthwise_conv2d(
