@@ -13,6 +13,7 @@ from facefill.losses import (
     PerceptualLoss,
     SSIMLoss,
     StyleLoss,
+    gram_difference,
     gram_matrix,
 )
 from facefill.vgg import ENV_VAR, VGG16Features, VGGWeightsNotFound, save_vgg16_safetensors
@@ -93,6 +94,63 @@ def test_gram_gradient_of_bf16_features_is_bf16_in_their_layout():
     # d(sum G)/dF = 2 * (sum over channels of F) / (C H W), the same for every channel.
     expect = 2 * feat.detach().float().sum(1, keepdim=True).expand_as(feat) / (8 * 16)
     assert_close(grad.float(), expect, rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_difference_is_the_difference_of_grams(layout):
+    torch.manual_seed(0)
+    a = torch.randn(2, 5, 4, 3, dtype=torch.float64).contiguous(memory_format=layout)
+    b = torch.randn(2, 5, 4, 3, dtype=torch.float64)  # the other layout: made to match
+    diff = gram_difference(a, b)
+    assert diff.dtype == torch.float64 and diff.shape == (2, 5, 5)
+    assert_close(diff, _plain_gram(a) - _plain_gram(b), rtol=1e-12, atol=1e-14)
+    assert_close(gram_difference(a, a), torch.zeros(2, 5, 5, dtype=torch.float64))
+
+
+def test_gram_difference_by_hand():
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)
+    b = torch.tensor([[1.0, 0.0], [0.0, 2.0]]).view(1, 2, 1, 2)
+    # G(a) = [[5, 11], [11, 25]] / 4, G(b) = [[1, 0], [0, 4]] / 4.
+    assert_close(gram_difference(a, b), torch.tensor([[[1.0, 2.75], [2.75, 5.25]]]))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_difference_gradient_is_exact(layout):
+    a = torch.rand(2, 4, 3, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    b = torch.rand(2, 4, 3, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    assert torch.autograd.gradcheck(gram_difference, (a, b))
+    # A target without gradient (the trainers' case) gets none and the prediction's is unchanged.
+    fixed = b.detach()
+    (ga,) = torch.autograd.grad(gram_difference(a, fixed).sum(), a)
+    (ref,) = torch.autograd.grad(_plain_gram(a).sum(), a)
+    assert_close(ga, ref)
+
+
+def test_gram_difference_of_bf16_features_keeps_the_small_difference():
+    # Two bf16 maps that differ by ~1 %: the Grams differ by ~1 % of their size, so bf16 Grams
+    # would lose the difference; gram_difference rounds relative to the difference itself.
+    torch.manual_seed(0)
+    base = torch.rand(2, 16, 32, 32)
+    a = base.bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    b = (base * 1.01 + 0.005 * torch.randn_like(base)).bfloat16().contiguous(memory_format=torch.channels_last)
+    exact = _plain_gram(a.detach().double()) - _plain_gram(b.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        diff = gram_difference(a, b)
+    assert diff.dtype == torch.float32
+    rel = (diff.double() - exact).abs().max() / exact.abs().max()
+    assert rel < 4e-3, rel  # bf16's unit roundoff is 2**-9 = 2e-3
+    naive = _plain_gram(a.detach()).bfloat16().double() - _plain_gram(b).bfloat16().double()
+    assert (naive - exact).abs().max() / exact.abs().max() > 10 * rel  # what bf16 Grams would give
+    (grad,) = torch.autograd.grad(diff.abs().mean(), a)
+    assert grad.dtype == torch.bfloat16 and grad.is_contiguous(memory_format=torch.channels_last)
+    a64 = a.detach().double().requires_grad_(True)
+    (ref,) = torch.autograd.grad((_plain_gram(a64) - _plain_gram(b.double())).abs().mean(), a64)
+    assert torch.nn.functional.cosine_similarity(grad.double().flatten(), ref.flatten(), dim=0) > 0.999
+
+
+def test_gram_difference_refuses_mismatched_shapes():
+    with pytest.raises(InputError, match="one shape"):
+        gram_difference(torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 6))
 
 
 def test_l1_loss():

@@ -8,8 +8,10 @@ returns the *weighted* value, the one that goes into a total; the named methods
 and logs each term unweighted beside the weighted total.
 
 Images are (B, 3, H, W) RGB in [0, 1]. Every loss is a float32 scalar, also under bf16 /
-fp16 autocast: VGG runs in the autocast dtype, feature differences are taken in float32
-and Gram matrices in float32 with autocast switched off.
+fp16 autocast: VGG runs in the autocast dtype, feature differences are taken in float32,
+and the style loss's Gram differences come out in float32 with autocast switched off, from one
+product in the features' dtype whose rounding is relative to the difference
+(:func:`gram_difference`).
 
 Reductions, with the paper's weights (0.05 perceptual, 120 style, 1 L1, 0.05 adversarial):
 
@@ -55,6 +57,7 @@ __all__ = [
     "PerceptualLoss",
     "SSIMLoss",
     "StyleLoss",
+    "gram_difference",
     "gram_matrix",
     "vgg_features",
 ]
@@ -112,6 +115,73 @@ def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     float64 features give a float64 Gram (for gradient checks).
     """
     return _Gram.apply(feat)
+
+
+def _flat(feat: torch.Tensor, rows: bool) -> torch.Tensor:
+    b, c, h, w = feat.shape
+    return feat.permute(0, 2, 3, 1).reshape(b, h * w, c) if rows else feat.reshape(b, c, h * w)
+
+
+class _GramDifference(torch.autograd.Function):
+    """``G(A) - G(B)`` of two feature maps, as one product: with ``S = A + B`` and ``D = A - B``,
+    ``A A^T - B B^T = (S D^T + D S^T) / 2``, so the difference is the symmetric part of ``S D^T``.
+
+    This matters for bf16 features. The style loss uses only the difference, which is much
+    smaller than either Gram; computed this way its rounding error is relative to the difference
+    itself (a bf16 matmul accumulates in float32 and rounds its result once), not to the Grams.
+    Casting both maps to float32 for two float32 Grams, as :func:`gram_matrix` does, costs a
+    float32 copy of each map and two float32 products. The result is float32 (float64 for
+    float64 features). The gradient is ``(dG + dG^T) A / n`` and ``-(dG + dG^T) B / n``, in each
+    map's own dtype and layout, as :class:`_Gram`'s.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        bs, c, h, w = a.shape
+        rows = not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last)
+        layout = torch.channels_last if rows else torch.contiguous_format
+        with autocast_off(a.device):
+            dtype = torch.promote_types(a.dtype, b.dtype)
+            fa = _flat(a.to(dtype).contiguous(memory_format=layout), rows)
+            fb = _flat(b.to(dtype).contiguous(memory_format=layout), rows)
+            ctx.save_for_backward(fa if a.requires_grad else None, fb if b.requires_grad else None)
+            ctx.meta = (bs, c, h, w, rows, a.dtype, b.dtype)
+            s, d = fa + fb, fa - fb
+            sd = torch.bmm(s.transpose(1, 2), d) if rows else torch.bmm(s, d.transpose(1, 2))
+            sd = sd.double() if dtype == torch.float64 else sd.float()
+            return (sd + sd.transpose(1, 2)).div_(2 * c * h * w)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # no second derivative: refused, not wrong
+    def backward(ctx, grad: torch.Tensor):
+        fa, fb = ctx.saved_tensors
+        bs, c, h, w, rows, a_dtype, b_dtype = ctx.meta
+        sym = (grad + grad.transpose(1, 2)).div_(c * h * w)
+
+        def back(flat: torch.Tensor | None, sign: float, dtype: torch.dtype) -> torch.Tensor | None:
+            if flat is None:
+                return None
+            g = sym.to(flat.dtype)
+            out = torch.bmm(flat, g) if rows else torch.bmm(g, flat)
+            out = out.reshape(bs, h, w, c).permute(0, 3, 1, 2) if rows else out.reshape(bs, c, h, w)
+            return (out if sign > 0 else out.neg_()).to(dtype)
+
+        with autocast_off(grad.device):
+            return back(fa, 1.0, a_dtype), back(fb, -1.0, b_dtype)
+
+
+def gram_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``gram_matrix(pred) - gram_matrix(target)``, (B, C, C) float32, autocast off, computed
+    as one product whose rounding is relative to the difference (see :class:`_GramDifference`).
+
+    The two maps must have the same shape; float64 maps give a float64 result.
+    """
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise InputError(
+            f"gram_difference needs two (B, C, H, W) maps of one shape, got {tuple(pred.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    return _GramDifference.apply(pred, target)
 
 
 def vgg_features(
@@ -257,8 +327,9 @@ class PerceptualLoss(_VGGTapLoss):
 
 class StyleLoss(_VGGTapLoss):
     """Gram-matrix style loss: sum over ``layers`` of the mean absolute (``criterion="l1"``,
-    default) or mean squared (``"mse"``) difference between the float32 Gram matrices
-    ``F F^T / (C H W)`` of the two images' taps. Resizing as :class:`PerceptualLoss`.
+    default) or mean squared (``"mse"``) difference between the Gram matrices
+    ``F F^T / (C H W)`` of the two images' taps (:func:`gram_difference`, float32). Resizing as
+    :class:`PerceptualLoss`.
     """
 
     def __init__(
@@ -284,7 +355,7 @@ class StyleLoss(_VGGTapLoss):
         """Unweighted loss from precomputed taps (dicts holding at least ``self.layers``)."""
         total = torch.zeros((), device=pred_feats[self.layers[0]].device)
         for name in self.layers:
-            diff = gram_matrix(pred_feats[name]) - gram_matrix(target_feats[name])
+            diff = gram_difference(pred_feats[name], target_feats[name])
             total = total + (diff.abs() if self.criterion == "l1" else diff.square()).mean()
         return total
 

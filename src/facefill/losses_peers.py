@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import InputError
-from .losses import _check_layers, _check_pair, _check_resize, gram_matrix, loss_config, vgg_features
+from .losses import _check_layers, _check_pair, _check_resize, gram_difference, loss_config, vgg_features
 from .vgg import VGG16Features
 
 __all__ = ["PCONV_WEIGHTS", "PConvLoss", "dilate", "hole_total_variation"]
@@ -147,7 +147,7 @@ class PConvLoss(nn.Module):
                     )
                 if "style_out" in w:
                     values[f"style_{name}"] = sum(
-                        (gram_matrix(feats[n]) - gram_matrix(tf[n])).abs().mean()
+                        gram_difference(feats[n], tf[n]).abs().mean()
                         for n in self.layers
                     )
         if "tv" in w:

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 
 from ..edges import canny, rgb_to_gray
 from ..errors import InputError
-from ..losses import _check_resize, gram_matrix, vgg_features
+from ..losses import _check_resize, gram_difference, vgg_features
 from .base import Recipe, choice_arg, given_settings, register_recipe, weight_arg
 
 __all__ = ["EdgeConnectRecipe", "EDGECONNECT_WEIGHTS", "MODES", "DEFAULT_MODE", "PERCEPTUAL_LAYERS", "STYLE_LAYERS"]
@@ -256,7 +256,7 @@ class EdgeConnectRecipe(Recipe):
             with torch.no_grad():
                 tf = vgg_features(self.vgg, target * mask, STYLE_LAYERS, self.resize)
             out["style"] = sum(
-                (gram_matrix(pf[n]) - gram_matrix(tf[n])).abs().mean() for n in STYLE_LAYERS
+                gram_difference(pf[n], tf[n]).abs().mean() for n in STYLE_LAYERS
             )
         return out
 
