@@ -9,6 +9,7 @@ from facefill.errors import InputError
 from facefill.losses import (
     AdversarialLoss,
     GeneratorLoss,
+    GradientLoss,
     L1Loss,
     PerceptualLoss,
     SSIMLoss,
@@ -315,6 +316,37 @@ def test_generator_loss_ssim_term_is_off_by_default_and_adds_when_set(vgg):
     assert GeneratorLoss.from_config({"ssim": 0.25, "perceptual": 0.0, "style": 0.0}, vgg).ssim.weight == 0.25
     with pytest.raises(InputError, match="ssim must be >= 0"):
         GeneratorLoss(vgg, ssim=-1.0)
+
+
+def test_gradient_loss_by_hand():
+    # Two rows 0, 1, 3 against zeros: |dx| = 1, 2 in each row against 0, 0; |dy| = 0 against 0.
+    pred = torch.tensor([0.0, 1.0, 3.0]).expand(1, 1, 2, 3)
+    flat = torch.zeros(1, 1, 2, 3)
+    loss = GradientLoss()
+    assert loss.distance(pred, flat).item() == pytest.approx(1.5)  # mean(1, 2) + 0
+    assert loss.distance(pred.transpose(2, 3), flat.transpose(2, 3)).item() == pytest.approx(1.5)
+    assert loss.distance(flat, flat).item() == 0.0
+    # Edge strength, not sign: the ramp turned upside down, or an image plus a constant, costs nothing.
+    assert loss.distance(3 - pred, pred).item() == 0.0
+    x = torch.rand(2, 3, 8, 8)
+    assert loss.distance(x + 0.25, x).item() == pytest.approx(0.0, abs=1e-6)
+    # A blurred image loses edge strength and pays for it; L1 would pay as much to sharpen.
+    blurred = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    assert loss.distance(blurred, x) > 0.05
+    assert GradientLoss(2.0)(blurred, x) == pytest.approx(2 * loss.distance(blurred, x).item())
+
+
+def test_generator_loss_gradient_term_is_off_by_default_and_adds_when_set(vgg):
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 24, 24)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    assert "gradient" not in GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0)(x, y)[1]
+    total, logs = GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0, gradient=2.0)(x, y)
+    assert set(logs) == {"l1", "gradient"}
+    assert_close(logs["gradient"], GradientLoss().distance(x, y))
+    assert_close(total, logs["l1"] + 2.0 * logs["gradient"])
+    with pytest.raises(InputError, match="gradient must be >= 0"):
+        GeneratorLoss(vgg, gradient=-1.0)
 
 
 def test_generator_loss_from_config(vgg, images):

@@ -47,6 +47,8 @@ def test_recipes_refuse_terms_they_do_not_have_and_load_vgg_only_when_needed():
     assert apfi.weights == {"l1": 1.0, "adv": 0.05} and apfi.uses_critic
     apfi = create_recipe("apfi", {"perceptual": 0.0, "style": 0.0, "ssim": 0.5}, _no_vgg)
     assert apfi.weights == {"l1": 1.0, "adv": 0.05, "ssim": 0.5}
+    apfi = create_recipe("apfi", {"perceptual": 0.0, "style": 0.0, "gradient": 2.0}, _no_vgg)
+    assert apfi.weights == {"l1": 1.0, "adv": 0.05, "gradient": 2.0}
 
 
 @pytest.mark.parametrize("name", ["apfi", "pconv", "lama", "edgeconnect"])

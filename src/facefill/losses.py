@@ -31,6 +31,12 @@ Reductions, with the paper's weights (0.05 perceptual, 120 style, 1 L1, 0.05 adv
   :func:`facefill.metrics.ssim` scores it (torchmetrics, 11x11 Gaussian window, sigma 1.5, data
   range 1, averaged over the batch), in float32 with autocast off. On a composite the known
   pixels agree exactly, so only windows that reach into the hole contribute.
+- gradient (not in the paper; weight 0 unless set): the gradient difference loss of Mathieu et
+  al. (ICLR 2016) with alpha 1, ``mean | |dx pred| - |dx target| | + mean | |dy pred| - |dy
+  target| |`` over the RGB channels, dx and dy the differences of horizontal and vertical
+  neighbours, in float32. It compares edge *strength*, not edge sign: a fill with edges as strong
+  as the ground truth's is not penalised for placing them a pixel off the way L1 penalises it,
+  while a blurred fill is.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ __all__ = [
     "PAPER_WEIGHTS",
     "AdversarialLoss",
     "GeneratorLoss",
+    "GradientLoss",
     "L1Loss",
     "PerceptualLoss",
     "SSIMLoss",
@@ -279,6 +286,19 @@ class SSIMLoss(_PixelLoss):
         return 1.0 - value
 
 
+class GradientLoss(_PixelLoss):
+    """Gradient difference loss ``weight * GDL(pred, target)`` (see the module doc)."""
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unweighted mean difference of the absolute neighbour differences, float32; 0 for
+        identical images and for images that differ by a constant."""
+        _check_pair(pred, target)
+        p, t = pred.float(), target.float()
+        dx = ((p[..., :, 1:] - p[..., :, :-1]).abs() - (t[..., :, 1:] - t[..., :, :-1]).abs()).abs()
+        dy = ((p[..., 1:, :] - p[..., :-1, :]).abs() - (t[..., 1:, :] - t[..., :-1, :]).abs()).abs()
+        return dx.mean() + dy.mean()
+
+
 class _VGGTapLoss(nn.Module):
     """Shared call of the VGG-based losses: taps of both images, then ``from_features``."""
 
@@ -405,13 +425,14 @@ class AdversarialLoss(nn.Module):
 
 class GeneratorLoss(nn.Module):
     """The generator's total loss ``l1·L1 + perceptual·Lper + style·Lstyle + adv·Ladv``,
-    plus ``ssim·(1 - SSIM)`` where ``ssim > 0`` (not the paper's; off by default).
+    plus ``ssim·(1 - SSIM)`` where ``ssim > 0`` and ``gradient·GDL`` where ``gradient > 0`` (neither
+    the paper's; both off by default).
 
     ``forward(pred, target, fake_scores=None) -> (total, logs)``: ``pred`` is the
     generator's output, ``target`` the ground truth (detached: it never receives gradient),
     both (B, 3, H, W) in [0, 1]; ``fake_scores`` is the discriminator's output on ``pred``,
     required when ``adv > 0``. ``total`` is the weighted float32 sum; ``logs`` maps each
-    enabled term (``"l1"``, ``"ssim"``, ``"perceptual"``, ``"style"``, ``"adv"``) to its *unweighted*,
+    enabled term (``"l1"``, ``"ssim"``, ``"gradient"``, ``"perceptual"``, ``"style"``, ``"adv"``) to its *unweighted*,
     detached value. A weight of 0 switches a term off: it is neither computed nor logged.
 
     Perceptual and style share one VGG pass per image (pred with grad, target without),
@@ -431,6 +452,7 @@ class GeneratorLoss(nn.Module):
         "style_criterion",
         "adv_kind",
         "ssim",
+        "gradient",
     )
 
     def __init__(
@@ -447,15 +469,20 @@ class GeneratorLoss(nn.Module):
         style_criterion: str = "l1",
         adv_kind: str = "hinge",
         ssim: float = 0.0,
+        gradient: float = 0.0,
     ) -> None:
         super().__init__()
-        terms = (("l1", l1), ("perceptual", perceptual), ("style", style), ("adv", adv), ("ssim", ssim))
+        terms = (
+            ("l1", l1), ("perceptual", perceptual), ("style", style), ("adv", adv), ("ssim", ssim),
+            ("gradient", gradient),
+        )
         for name, w in terms:
             if w < 0:
                 raise InputError(f"loss weight {name} must be >= 0, got {w}")
         self.resize = _check_resize(resize)
         self.l1 = L1Loss(l1)
         self.ssim = SSIMLoss(ssim)
+        self.gradient = GradientLoss(gradient)
         self.adv = AdversarialLoss(adv_kind, adv)
         self.vgg: VGG16Features | None = None
         self.perceptual: PerceptualLoss | None = None
@@ -502,6 +529,8 @@ class GeneratorLoss(nn.Module):
             add("l1", self.l1.weight, self.l1.distance(pred, target))
         if self.ssim.weight > 0:
             add("ssim", self.ssim.weight, self.ssim.distance(pred, target))
+        if self.gradient.weight > 0:
+            add("gradient", self.gradient.weight, self.gradient.distance(pred, target))
         if self.vgg is not None:
             terms = [t for t in (self.perceptual, self.style) if t is not None]
             layers = [n for n in TAPS if any(n in t.layers for t in terms)]

@@ -26,7 +26,9 @@ class APFIRecipe(Recipe):
     (for example ``translation,cutout``) passes everything the critic sees, in its update and
     in the generator's adversarial term, through :func:`facefill.diffaug.diff_augment`. Weights default to
     :data:`facefill.losses.PAPER_WEIGHTS`. ``loss.args.ssim`` (default 0, not in the paper) adds
-    ``ssim·(1 - SSIM)`` on the same output (:class:`facefill.losses.SSIMLoss`). Also the recipe RFR-Net and APFI share in
+    ``ssim·(1 - SSIM)`` on the same output (:class:`facefill.losses.SSIMLoss`), ``loss.args.gradient``
+    (default 0, not in the paper either) the gradient difference loss
+    (:class:`facefill.losses.GradientLoss`). Also the recipe RFR-Net and APFI share in
     ``benchmarks/quality.py``'s first tables.
     """
 
@@ -36,6 +38,7 @@ class APFIRecipe(Recipe):
         "style_layers": layers_arg(TAPS),
         "style_criterion": choice_arg("l1", "mse"),
         "ssim": weight_arg("SSIM weight"),
+        "gradient": weight_arg("gradient difference loss weight"),
         "critic_augment": Arg(
             lambda v: isinstance(v, str) and all(p.strip() in POLICIES for p in v.split(",") if p.strip()),
             f"a comma-separated list of DiffAugment policies from {', '.join(POLICIES)} "
@@ -81,7 +84,7 @@ class APFIRecipe(Recipe):
     @property
     def weights(self) -> dict[str, float]:
         lo = self.loss
-        w = {"l1": lo.l1.weight, "adv": lo.adv.weight, "ssim": lo.ssim.weight}
+        w = {"l1": lo.l1.weight, "adv": lo.adv.weight, "ssim": lo.ssim.weight, "gradient": lo.gradient.weight}
         if lo.perceptual is not None:
             w["perceptual"] = lo.perceptual.weight
         if lo.style is not None:
