@@ -304,18 +304,20 @@ def test_generator_loss_weight_zero_switches_terms_off(vgg, images):
         GeneratorLoss(vgg, perceptual=0.0, style=0.0)(x, y)
 
 
-def test_generator_loss_ssim_term_is_off_by_default_and_adds_when_set(vgg):
+@pytest.mark.parametrize("term, loss_class", [("ssim", SSIMLoss), ("gradient", GradientLoss)])
+def test_generator_loss_optional_terms_are_off_by_default_and_add_when_set(vgg, term, loss_class):
     torch.manual_seed(1)
     x = torch.rand(2, 3, 24, 24)
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
-    assert "ssim" not in GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0)(x, y)[1]
-    total, logs = GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0, ssim=0.5)(x, y)
-    assert set(logs) == {"l1", "ssim"}
-    assert_close(logs["ssim"], SSIMLoss().distance(x, y))
-    assert_close(total, logs["l1"] + 0.5 * logs["ssim"])
-    assert GeneratorLoss.from_config({"ssim": 0.25, "perceptual": 0.0, "style": 0.0}, vgg).ssim.weight == 0.25
-    with pytest.raises(InputError, match="ssim must be >= 0"):
-        GeneratorLoss(vgg, ssim=-1.0)
+    assert term not in GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0)(x, y)[1]
+    total, logs = GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0, **{term: 0.5})(x, y)
+    assert set(logs) == {"l1", term}
+    assert_close(logs[term], loss_class().distance(x, y))
+    assert_close(total, logs["l1"] + 0.5 * logs[term])
+    built = GeneratorLoss.from_config({term: 0.25, "perceptual": 0.0, "style": 0.0}, vgg)
+    assert getattr(built, term).weight == 0.25
+    with pytest.raises(InputError, match=f"{term} must be >= 0"):
+        GeneratorLoss(vgg, **{term: -1.0})
 
 
 def test_gradient_loss_by_hand():
@@ -334,19 +336,6 @@ def test_gradient_loss_by_hand():
     blurred = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
     assert loss.distance(blurred, x) > 0.05
     assert GradientLoss(2.0)(blurred, x) == pytest.approx(2 * loss.distance(blurred, x).item())
-
-
-def test_generator_loss_gradient_term_is_off_by_default_and_adds_when_set(vgg):
-    torch.manual_seed(1)
-    x = torch.rand(2, 3, 24, 24)
-    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
-    assert "gradient" not in GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0)(x, y)[1]
-    total, logs = GeneratorLoss(vgg, perceptual=0.0, style=0.0, adv=0.0, gradient=2.0)(x, y)
-    assert set(logs) == {"l1", "gradient"}
-    assert_close(logs["gradient"], GradientLoss().distance(x, y))
-    assert_close(total, logs["l1"] + 2.0 * logs["gradient"])
-    with pytest.raises(InputError, match="gradient must be >= 0"):
-        GeneratorLoss(vgg, gradient=-1.0)
 
 
 def test_generator_loss_from_config(vgg, images):
