@@ -23,7 +23,7 @@ CASES = [
     (3, 1, 2, 2, (8, 8)),
     (5, 2, 0, 1, (12, 9)),
     ((3, 5), (1, 2), (1, 2), (2, 1), (10, 11)),
-    (7, 1, 6, 2, (10, 9)),  # APFI's dilated 7x7: input gradient as a turned-kernel forward
+    (7, 1, 6, 2, (10, 9)),  # dilated, stride 1: input gradient as a turned-kernel forward
     ((3, 5), 1, (2, 1), (2, 1), (7, 9)),  # the same, rectangular
     (3, 1, 3, 1, (6, 7)),  # padding beyond the kernel's reach: input gradient from aten
 ]

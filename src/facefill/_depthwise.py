@@ -21,7 +21,8 @@ benchmarks/depthwise_grad.py`` (``benchmarks/results/depthwise-grad-2026-12-06.m
 at 128 px 11.4 -> 7.1 ms in fp32 and 11.9 -> 4.6 ms in bf16; the paper preset at 256 px
 67.6 -> 45.6 and 95.9 -> 29.0 ms.
 
-The input gradient has the same trouble where the kernel is dilated, and the same cure: at
+The input gradient has the same trouble, mildly for APFI's kernels and badly for dilated ones, and
+the same cure: at
 stride 1 it is a depthwise conv forward of the output gradient with the kernel turned by 180
 degrees (:func:`depthwise_input_grad`).
 
@@ -70,8 +71,9 @@ def depthwise_input_grad(
 
     At stride 1 it is the depthwise conv of ``grad`` with the kernel turned by 180 degrees and
     padded by ``dilation * (K - 1) - padding``, which oneDNN runs with its fast forward kernel;
-    its own backward-data kernel is slow for dilated depthwise kernels (APFI small's dilated 7x7,
-    (8, 32, 64, 64) features: 19.4 -> 1.4 ms in bf16, 9.1 -> 0.7 ms in fp32). Other strides, and a
+    its own backward-data kernel is a little slower for APFI's undilated 7x7 ((8, 32, 64, 64)
+    channels_last features on the 2-core Zen 4: 1.5 -> 1.0 ms in bf16, 1.0 -> 0.8 ms in fp32) and
+    much slower for a dilated one (dilation 2: 19.4 -> 1.4 ms, 9.1 -> 0.7 ms). Other strides, and a
     padding wider than the kernel's reach, go to ``aten.convolution_backward``."""
     (kh, kw), (ph, pw), (dh, dw) = weight.shape[2:], padding, dilation
     turned = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
