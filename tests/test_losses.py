@@ -332,7 +332,7 @@ def test_gradient_loss_by_hand():
     assert loss.distance(3 - pred, pred).item() == 0.0
     x = torch.rand(2, 3, 8, 8)
     assert loss.distance(x + 0.25, x).item() == pytest.approx(0.0, abs=1e-6)
-    # A blurred image loses edge strength and pays for it; L1 would pay as much to sharpen.
+    # A blurred image loses edge strength and pays for it.
     blurred = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
     assert loss.distance(blurred, x) > 0.05
     assert GradientLoss(2.0)(blurred, x) == pytest.approx(2 * loss.distance(blurred, x).item())

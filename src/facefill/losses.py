@@ -34,9 +34,11 @@ Reductions, with the paper's weights (0.05 perceptual, 120 style, 1 L1, 0.05 adv
 - gradient (not in the paper; weight 0 unless set): the gradient difference loss of Mathieu et
   al. (ICLR 2016) with alpha 1, ``mean | |dx pred| - |dx target| | + mean | |dy pred| - |dy
   target| |`` over the RGB channels, dx and dy the differences of horizontal and vertical
-  neighbours, in float32. It compares edge *strength*, not edge sign: a fill with edges as strong
-  as the ground truth's is not penalised for placing them a pixel off the way L1 penalises it,
-  while a blurred fill is.
+  neighbours, in float32. It compares edge strength pixel by pixel, not edge sign. An edge drawn
+  where the ground truth has none costs as much as one missing where it has one, so where the
+  network cannot know where an edge goes the term favours none: measured on the demo recipe
+  (``benchmarks/results/demo-weights-2026-12-06b``) it smooths the fills, like more SSIM or
+  less style.
 """
 
 from __future__ import annotations
