@@ -285,3 +285,17 @@ def test_depthwise_grad_times_both_paths_for_both_presets_and_precisions(tmp_pat
     for r in runs:
         assert r["speedup"] == pytest.approx(r["onednn_fwd_bwd_ms"] / r["facefill_fwd_bwd_ms"])
     assert "| APFI paper, 256 px, batch 6 (6, 64, 128, 128) | bfloat16 |" in next(tmp_path.glob("depthwise-grad-*.md")).read_text()
+
+
+def test_style_gram_times_both_paths_and_reports_precision_against_float64(tmp_path):
+    _script("style_gram").main(
+        ["--repeats", "1", "--batch", "1", "--images", "2", "--vgg", "", "--data", str(tmp_path / "none"), "--out", str(tmp_path)]
+    )
+    (path,) = tmp_path.glob("style-gram-*.json")
+    report = json.loads(path.read_text())
+    assert [r["dtype"] for r in report["time"]] == ["float32", "bfloat16"]
+    assert report["features"] == "random VGG16 weights, random images"
+    assert len(report["precision"]) == 6  # two fills x three taps
+    for row in report["precision"]:
+        assert abs(row["gram_difference_rel_error"]) < 1e-3 and abs(row["two_grams_rel_error"]) < 1e-5
+    assert "| close fill | relu3_3 |" in next(tmp_path.glob("style-gram-*.md")).read_text()
