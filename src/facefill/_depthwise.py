@@ -21,10 +21,9 @@ benchmarks/depthwise_grad.py`` (``benchmarks/results/depthwise-grad-2026-12-06.m
 at 128 px 11.4 -> 7.1 ms in fp32 and 11.9 -> 4.6 ms in bf16; the paper preset at 256 px
 67.6 -> 45.6 and 95.9 -> 29.0 ms.
 
-The input gradient has the same trouble, mildly for APFI's kernels and badly for dilated ones, and
-the same cure: at
-stride 1 it is a depthwise conv forward of the output gradient with the kernel turned by 180
-degrees (:func:`depthwise_input_grad`).
+The input gradient has the same trouble, mildly for APFI's kernels and badly for dilated ones,
+and the same cure: at stride 1 it is a depthwise conv forward of the output gradient with the
+kernel turned by 180 degrees (:func:`depthwise_input_grad`).
 
 :func:`depthwise_conv2d` uses both where they pay (CPU, a gradient wanted, zero padding) and is
 plain ``F.conv2d`` everywhere else (GPU, inference, tracing, ONNX export, the ``meta`` device).

@@ -135,8 +135,8 @@ class _GramDifference(torch.autograd.Function):
     """``G(A) - G(B)`` of two feature maps, as one product: with ``S = A + B`` and ``D = A - B``,
     ``A A^T - B B^T = (S D^T + D S^T) / 2``, so the difference is the symmetric part of ``S D^T``.
 
-    This matters for bf16 features. The style loss uses only the difference, which is much
-    smaller than either Gram; computed this way its rounding error is relative to the difference
+    This matters for bf16 features. The style loss uses only the difference, which is usually
+    much smaller than either Gram; computed this way its rounding error is relative to the difference
     itself (a bf16 matmul accumulates in float32 and rounds its result once), not to the Grams.
     Casting both maps to float32 for two float32 Grams, as :func:`gram_matrix` does, costs a
     float32 copy of each map and two float32 products. The result is float32 (float64 for
