@@ -76,6 +76,31 @@ __all__ = [
 PAPER_WEIGHTS = {"l1": 1.0, "perceptual": 0.05, "style": 120.0, "adv": 0.05}
 
 
+def _rows(feat: torch.Tensor) -> bool:
+    """Whether ``feat`` is read as (B, H*W, C) rows (channels_last) rather than (B, C, H*W)."""
+    return not feat.is_contiguous() and feat.is_contiguous(memory_format=torch.channels_last)
+
+
+def _flat(feat: torch.Tensor, rows: bool) -> torch.Tensor:
+    """(B, C, H, W) as a view: (B, H*W, C) for ``rows``, else (B, C, H*W)."""
+    b, c, h, w = feat.shape
+    return feat.permute(0, 2, 3, 1).reshape(b, h * w, c) if rows else feat.reshape(b, c, h * w)
+
+
+def _channel_product(x: torch.Tensor, y: torch.Tensor, rows: bool) -> torch.Tensor:
+    """``X Y^T`` over the channels, (B, C, C), of two maps flattened by :func:`_flat`."""
+    return torch.bmm(x.transpose(1, 2), y) if rows else torch.bmm(x, y.transpose(1, 2))
+
+
+def _map_grad(flat: torch.Tensor, sym: torch.Tensor, shape: torch.Size, rows: bool) -> torch.Tensor:
+    """``sym F`` for a symmetric (B, C, C) ``sym`` and a map flattened by :func:`_flat`, returned
+    as (B, C, H, W) in the map's layout."""
+    b, c, h, w = shape
+    if rows:
+        return torch.bmm(flat, sym).reshape(b, h, w, c).permute(0, 3, 1, 2)
+    return torch.bmm(sym, flat).reshape(b, c, h, w)
+
+
 class _Gram(torch.autograd.Function):
     """``G = F F^T / n`` and its gradient ``(dG + dG^T) F / n``, in the features' own layout.
 
@@ -95,27 +120,23 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feat: torch.Tensor) -> torch.Tensor:
         b, c, h, w = feat.shape
-        rows = not feat.is_contiguous() and feat.is_contiguous(memory_format=torch.channels_last)
+        rows = _rows(feat)
         with autocast_off(feat.device):
-            # rows: (B, H*W, C), G = F^T F; else (B, C, H*W), G = F F^T.
-            flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c) if rows else feat.reshape(b, c, h * w)
+            flat = _flat(feat, rows)
             ctx.save_for_backward(flat)  # in the features' dtype: the backward runs in it
-            ctx.meta = (b, c, h, w, rows)
+            ctx.meta = (feat.shape, rows)
             if flat.dtype != torch.float64:
                 flat = flat.float()
-            gram = torch.bmm(flat.transpose(1, 2), flat) if rows else torch.bmm(flat, flat.transpose(1, 2))
-            return gram.div_(c * h * w)
+            return _channel_product(flat, flat, rows).div_(c * h * w)
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # no second derivative: refused, not wrong
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (flat,) = ctx.saved_tensors
-        b, c, h, w, rows = ctx.meta
+        shape, rows = ctx.meta
         with autocast_off(grad.device):
-            sym = (grad + grad.transpose(1, 2)).div_(c * h * w).to(flat.dtype)
-            if rows:
-                return torch.bmm(flat, sym).reshape(b, h, w, c).permute(0, 3, 1, 2)
-            return torch.bmm(sym, flat).reshape(b, c, h, w)
+            sym = (grad + grad.transpose(1, 2)).div_(shape[1:].numel()).to(flat.dtype)
+            return _map_grad(flat, sym, shape, rows)
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
@@ -124,11 +145,6 @@ def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     float64 features give a float64 Gram (for gradient checks).
     """
     return _Gram.apply(feat)
-
-
-def _flat(feat: torch.Tensor, rows: bool) -> torch.Tensor:
-    b, c, h, w = feat.shape
-    return feat.permute(0, 2, 3, 1).reshape(b, h * w, c) if rows else feat.reshape(b, c, h * w)
 
 
 class _GramDifference(torch.autograd.Function):
@@ -146,37 +162,28 @@ class _GramDifference(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        bs, c, h, w = a.shape
-        rows = not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last)
+        rows = _rows(a)
         layout = torch.channels_last if rows else torch.contiguous_format
         with autocast_off(a.device):
             dtype = torch.promote_types(a.dtype, b.dtype)
             fa = _flat(a.to(dtype).contiguous(memory_format=layout), rows)
             fb = _flat(b.to(dtype).contiguous(memory_format=layout), rows)
             ctx.save_for_backward(fa if a.requires_grad else None, fb if b.requires_grad else None)
-            ctx.meta = (bs, c, h, w, rows, a.dtype, b.dtype)
-            s, d = fa + fb, fa - fb
-            sd = torch.bmm(s.transpose(1, 2), d) if rows else torch.bmm(s, d.transpose(1, 2))
+            ctx.meta = (a.shape, rows, a.dtype, b.dtype)
+            sd = _channel_product(fa + fb, fa - fb, rows)
             sd = sd.double() if dtype == torch.float64 else sd.float()
-            return (sd + sd.transpose(1, 2)).div_(2 * c * h * w)
+            return (sd + sd.transpose(1, 2)).div_(2 * a.shape[1:].numel())
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # no second derivative: refused, not wrong
     def backward(ctx, grad: torch.Tensor):
         fa, fb = ctx.saved_tensors
-        bs, c, h, w, rows, a_dtype, b_dtype = ctx.meta
-        sym = (grad + grad.transpose(1, 2)).div_(c * h * w)
-
-        def back(flat: torch.Tensor | None, sign: float, dtype: torch.dtype) -> torch.Tensor | None:
-            if flat is None:
-                return None
-            g = sym.to(flat.dtype)
-            out = torch.bmm(flat, g) if rows else torch.bmm(g, flat)
-            out = out.reshape(bs, h, w, c).permute(0, 3, 1, 2) if rows else out.reshape(bs, c, h, w)
-            return (out if sign > 0 else out.neg_()).to(dtype)
-
+        shape, rows, a_dtype, b_dtype = ctx.meta
         with autocast_off(grad.device):
-            return back(fa, 1.0, a_dtype), back(fb, -1.0, b_dtype)
+            sym = (grad + grad.transpose(1, 2)).div_(shape[1:].numel())
+            grad_a = None if fa is None else _map_grad(fa, sym.to(fa.dtype), shape, rows).to(a_dtype)
+            grad_b = None if fb is None else _map_grad(fb, sym.neg().to(fb.dtype), shape, rows).to(b_dtype)
+            return grad_a, grad_b
 
 
 def gram_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
