@@ -27,13 +27,11 @@ import datetime as _dt
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from facefill._memory import retain_freed_memory
 from facefill.bench import command_line, machine_info, repo_path, time_fn, write_report
-from facefill.data import scan_images
+from facefill.data import image_to_tensor, load_image, scan_images
 from facefill.losses import gram_difference, gram_matrix
 from facefill.vgg import VGG16Features
 
@@ -72,8 +70,8 @@ def load_faces(data: Path, count: int) -> tuple[torch.Tensor, str]:
     paths = scan_images(data)[:count] if data.is_dir() else []
     if not paths:
         return torch.rand(count, 3, 128, 128, generator=torch.Generator().manual_seed(0)), "random images"
-    faces = [torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((128, 128)))) for p in paths]
-    return torch.stack(faces).permute(0, 3, 1, 2).float().div(255), f"{len(paths)} faces of {repo_path(data, ROOT)}"
+    faces = torch.stack([image_to_tensor(load_image(p).resize((128, 128))) for p in paths])
+    return faces, f"{len(paths)} faces of {repo_path(data, ROOT)}"
 
 
 def measure_precision(vgg: VGG16Features, faces: torch.Tensor) -> list[dict]:
@@ -85,14 +83,19 @@ def measure_precision(vgg: VGG16Features, faces: torch.Tensor) -> list[dict]:
         "close fill": 0.97 * faces[hole] + 0.01 * torch.randn(n, 3, 50, 70, generator=gen),
     }
     vgg = vgg.eval().to(memory_format=torch.channels_last)
+    taps = tuple(name for name, _, _ in TAPS)
+
+    def features(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return vgg(images.contiguous(memory_format=torch.channels_last), taps)
+
+    tf = features(faces)
     rows = []
     for fill_name, fill in fills.items():
         pred = faces.clone()
         pred[hole] = fill.clamp(0, 1)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            pf = vgg(pred.contiguous(memory_format=torch.channels_last), tuple(n for n, _, _ in TAPS))
-            tf = vgg(faces.contiguous(memory_format=torch.channels_last), tuple(n for n, _, _ in TAPS))
-        for tap, _, _ in TAPS:
+        pf = features(pred)
+        for tap in taps:
             p, t = pf[tap], tf[tap]
             exact = (gram_matrix(p.double()) - gram_matrix(t.double())).abs().mean().item()
             values = {
