@@ -14,7 +14,10 @@ Every config is measured in each of ``--precisions`` (default ``fp32,bf16``) in 
 through the config override ``train.amp=<precision>``; the trainer applies it
 (``facefill._device.resolve_precision``, channels_last as the config says), and the report
 gives the precision and layout the trainer actually ran, images/s of each and bf16's ratio to
-fp32. On a CPU without native bf16 (no AVX512-BF16 / AMX; the report says which) bf16 is
+fp32. The precisions of a config are measured interleaved: one trainer per precision, a step of
+each in turn, the order reversed every other round (ABBA), so that this shared machine's drift,
+which moved a step by 5-12 % between runs of the same code, falls on both alike and cancels in
+the ratio; ``--sequential`` measures them one after the other instead. On a CPU without native bf16 (no AVX512-BF16 / AMX; the report says which) bf16 is
 emulated and several times slower: ``--precisions fp32`` skips it.
 
 The paper config (APFI paper preset, 256x256, batch 6, VGG at 224) needs CelebA; without
@@ -49,78 +52,117 @@ DEFAULT_CONFIGS = [ROOT / "configs/apfi_faces_cpu.yaml", ROOT / "configs/apfi_ce
 DEFAULT_DATA = ROOT.parent / "shared/data/faces128"
 
 
-def measure_config(path: Path, precision: str, args: argparse.Namespace) -> dict:
-    overrides = [
-        "data.val_count=0", "train.log_every=1000000", "train.image_every=0", "train.val_every=0",
-        f"train.amp={precision}",
-    ]
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    cfg = load_config(path, overrides)
-    stand_in = args.data_always or not cfg.data.roots or not all(Path(r).is_dir() for r in cfg.data.roots)
-    if stand_in:
-        cfg = load_config(path, overrides + [f"data.root={args.data.resolve()}"])
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, tmp)
-        device = trainer.device
-        ran = precision_name(getattr(trainer, "amp_dtype", None))
-        batch = cfg.train.batch_size
-        steps = args.steps if device.type == "cpu" else args.gpu_steps
-        batches = trainer._loader()
-        times = []
-        for i in range(args.warmup + steps):
-            trainer._phase()
-            image, mask = next(batches)
-            sync(device)
-            t0 = time.perf_counter()
-            values = trainer.train_step(image, mask)
-            sync(device)
-            if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-            if values is None:
-                raise RuntimeError(f"{path.name}: non-finite loss while benchmarking")
-            trainer.step += 1
-        del batches
-        step_s = statistics.median(times)
+class _Run:
+    """One config in one precision: its trainer, its batch stream, and the times of its steps."""
 
-        # The data loader alone, same sampler / batch / workers, first batch excluded.
-        loader = trainer._loader()
+    def __init__(self, path: Path, precision: str, args: argparse.Namespace, tmp: str) -> None:
+        overrides = [
+            "data.val_count=0", "train.log_every=1000000", "train.image_every=0", "train.val_every=0",
+            f"train.amp={precision}",
+        ]
+        if args.device:
+            overrides.append(f"train.device={args.device}")
+        cfg = load_config(path, overrides)
+        self.stand_in = args.data_always or not cfg.data.roots or not all(Path(r).is_dir() for r in cfg.data.roots)
+        if self.stand_in:
+            cfg = load_config(path, overrides + [f"data.root={args.data.resolve()}"])
+        self.path, self.precision, self.cfg = path, precision, cfg
+        self.trainer = Trainer(cfg, tmp)
+        self.batches = self.trainer._loader()
+        self.times: list[float] = []
+
+    def step(self, timed: bool) -> None:
+        trainer = self.trainer
+        trainer._phase()
+        image, mask = next(self.batches)
+        sync(trainer.device)
+        t0 = time.perf_counter()
+        values = trainer.train_step(image, mask)
+        sync(trainer.device)
+        if timed:
+            self.times.append(time.perf_counter() - t0)
+        if values is None:
+            raise RuntimeError(f"{self.path.name}: non-finite loss while benchmarking")
+        trainer.step += 1
+
+    def loader_seconds(self, n_batches: int) -> float:
+        """The data loader alone, same sampler / batch / workers, first batch excluded."""
+        self.batches = None
+        loader = self.trainer._loader()
         next(loader)
-        n_batches = args.loader_batches
         t0 = time.perf_counter()
         for _ in range(n_batches):
             next(loader)
-        loader_s = (time.perf_counter() - t0) / n_batches
-        del loader
+        return (time.perf_counter() - t0) / n_batches
 
-    result = {
-        "config": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
-        "model": f"{cfg.model.generator} ({cfg.model.preset}) + {cfg.model.discriminator} ({cfg.model.discriminator_preset})",
-        "size": cfg.data.size,
-        "batch_size": batch,
-        "vgg_resize": cfg.loss.resize,
-        "device": str(device),
-        "precision_requested": precision,
-        "precision": ran,
-        "channels_last": bool(getattr(trainer, "channels_last", False)),
-        "data": [repo_path(r, ROOT) for r in cfg.data.roots],
-        "data_stand_in": stand_in,
-        "workers": cfg.data.workers,
-        "timed_steps": len(times),
-        "step_s_median": step_s,
-        "step_s_min": min(times),
-        "step_s_max": max(times),
-        "train_images_per_s": batch / step_s,
-        "loader_images_per_s": batch / loader_s,
-        "loader_over_step": (batch / loader_s) / (batch / step_s),
-        "iterations": cfg.train.iterations,
-        "schedule_hours": cfg.train.iterations * step_s / 3600,
-    }
-    if cfg.train.finetune_iterations:
-        result["schedule_with_finetune_hours"] = (cfg.train.iterations + cfg.train.finetune_iterations) * step_s / 3600
-    if ran != precision:
-        result["note"] = f"train.amp={precision} ran in {ran} on {device} (what this trainer does with it there)"
-    return result
+    def result(self, loader_s: float, order: str) -> dict:
+        cfg, trainer, times = self.cfg, self.trainer, self.times
+        device = trainer.device
+        batch = cfg.train.batch_size
+        ran = precision_name(getattr(trainer, "amp_dtype", None))
+        step_s = statistics.median(times)
+        path = self.path
+        result = {
+            "config": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+            "model": f"{cfg.model.generator} ({cfg.model.preset}) + {cfg.model.discriminator} ({cfg.model.discriminator_preset})",
+            "size": cfg.data.size,
+            "batch_size": batch,
+            "vgg_resize": cfg.loss.resize,
+            "device": str(device),
+            "precision_requested": self.precision,
+            "precision": ran,
+            "channels_last": bool(getattr(trainer, "channels_last", False)),
+            "data": [repo_path(r, ROOT) for r in cfg.data.roots],
+            "data_stand_in": self.stand_in,
+            "workers": cfg.data.workers,
+            "order": order,
+            "timed_steps": len(times),
+            "step_s": times,
+            "step_s_median": step_s,
+            "step_s_min": min(times),
+            "step_s_max": max(times),
+            "train_images_per_s": batch / step_s,
+            "loader_images_per_s": batch / loader_s,
+            "loader_over_step": (batch / loader_s) / (batch / step_s),
+            "iterations": cfg.train.iterations,
+            "schedule_hours": cfg.train.iterations * step_s / 3600,
+        }
+        if cfg.train.finetune_iterations:
+            result["schedule_with_finetune_hours"] = (cfg.train.iterations + cfg.train.finetune_iterations) * step_s / 3600
+        if ran != self.precision:
+            result["note"] = f"train.amp={self.precision} ran in {ran} on {device} (what this trainer does with it there)"
+        return result
+
+
+def round_order(names: list, i: int) -> list:
+    """Round ``i`` of an interleaved measurement: the runs in order, reversed every other round.
+
+    Over two rounds every run goes first once and last once (ABBA for two), so a drift of the
+    machine's speed within the measurement falls on all runs alike.
+    """
+    return list(names) if i % 2 == 0 else list(reversed(names))
+
+
+def measure_config(path: Path, precisions: list[str], args: argparse.Namespace) -> list[dict]:
+    """Every precision of one config: interleaved step by step (default), or one after the other."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.sequential:
+            results = []
+            for i, precision in enumerate(precisions):
+                run = _Run(path, precision, args, str(Path(tmp) / f"{i}-{precision}"))
+                steps = args.steps if run.trainer.device.type == "cpu" else args.gpu_steps
+                for i in range(args.warmup + steps):
+                    run.step(timed=i >= args.warmup)
+                results.append(run.result(run.loader_seconds(args.loader_batches), "sequential"))
+                del run
+            return results
+        runs = [_Run(path, precision, args, str(Path(tmp) / f"{i}-{precision}")) for i, precision in enumerate(precisions)]
+        steps = args.steps if runs[0].trainer.device.type == "cpu" else args.gpu_steps
+        for i in range(args.warmup + steps):
+            for run in round_order(runs, i):
+                run.step(timed=i >= args.warmup)
+        loader_s = [run.loader_seconds(args.loader_batches) for run in runs]
+        return [run.result(s, "interleaved") for run, s in zip(runs, loader_s)]
 
 
 def add_ratios(runs: list[dict]) -> None:
@@ -176,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--loader-batches", type=int, default=30)
     p.add_argument("--precisions", default="fp32,bf16", help="train.amp values measured for every config (default: fp32,bf16)")
+    p.add_argument("--sequential", action="store_true",
+                   help="measure the precisions one after the other (default: interleaved step by step)")
     p.add_argument("--quick", action="store_true", help="smoke test: the CPU config only, 1 warm-up and 2 timed steps, 3 loader batches")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = p.parse_args(argv)
@@ -191,10 +235,9 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = []
     for path in args.configs:
-        for precision in precisions:
-            print(f"measuring {path} with train.amp={precision} ...", flush=True)
-            r = measure_config(path.resolve(), precision, args)
-            print(json.dumps(r, indent=2), flush=True)
+        print(f"measuring {path} with train.amp={','.join(precisions)} ...", flush=True)
+        for r in measure_config(path.resolve(), precisions, args):
+            print(json.dumps({k: v for k, v in r.items() if k != "step_s"}, indent=2), flush=True)
             runs.append(r)
     add_ratios(runs)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -215,6 +258,9 @@ def main(argv: list[str] | None = None) -> None:
         "notes": [
             "Steps: one critic and one generator update each; losses L1 + perceptual + style (VGG16) + hinge adversarial.",
             "s/step is the median over the timed steps after warm-up; the loader is timed alone over the same sampler.",
+            "Order: one precision after the other (--sequential)." if args.sequential else
+            "Order: the precisions of a config interleaved, a step of each in turn, the order reversed every other "
+            "round (ABBA), so that the machine's drift falls on both alike.",
             "Schedule: the config's iterations at the measured rate (the paper's 450k x 6 for the paper config).",
         ],
     }

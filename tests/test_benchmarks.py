@@ -299,3 +299,34 @@ def test_style_gram_times_both_paths_and_reports_precision_against_float64(tmp_p
     for row in report["precision"]:
         assert abs(row["gram_difference_rel_error"]) < 1e-3 and abs(row["two_grams_rel_error"]) < 1e-5
     assert "| close fill | relu3_3 |" in next(tmp_path.glob("style-gram-*.md")).read_text()
+
+
+def test_train_throughput_interleaves_the_precisions_step_by_step(tmp_path, faces, monkeypatch):
+    throughput = _script("train_throughput")
+    assert throughput.round_order(["a", "b"], 0) == ["a", "b"]
+    assert throughput.round_order(["a", "b"], 1) == ["b", "a"]  # ABBA: each goes first once in two rounds
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "model: {generator: apfi, preset: small, generator_args: {width: 8, reasoning: [8, 16, 16],"
+        " unet: [8, 16, 16], cycles: 2}, discriminator: patchgan, discriminator_preset: small,"
+        " discriminator_args: {width: 8}}\n"
+        f"data: {{root: {faces}, size: 32, workers: 0, val_count: 0}}\n"
+        "loss: {vgg_weights: random, resize: null}\n"
+        "train: {batch_size: 2, iterations: 10, device: cpu}\n"
+    )
+    order = []
+    step = throughput._Run.step
+    monkeypatch.setattr(throughput._Run, "step", lambda self, timed: (order.append((self.precision, timed)), step(self, timed)))
+    argv = ["--configs", str(config), "--precisions", "fp32,fp32", "--steps", "2", "--warmup", "1",
+            "--loader-batches", "1", "--out", str(tmp_path / "out")]
+    throughput.main(argv)
+    assert [t for _, t in order] == [False, False, True, True, True, True]
+    (path,) = (tmp_path / "out").glob("train-*.json")
+    runs = json.loads(path.read_text())["runs"]
+    assert [r["order"] for r in runs] == ["interleaved", "interleaved"]
+    assert all(len(r["step_s"]) == r["timed_steps"] == 2 for r in runs)
+    assert runs[0]["step_s_median"] == pytest.approx(sum(runs[0]["step_s"]) / 2)
+    order.clear()
+    throughput.main(argv + ["--sequential"])
+    runs = json.loads(path.read_text())["runs"]
+    assert [r["order"] for r in runs] == ["sequential", "sequential"] and len(order) == 6
