@@ -17,8 +17,9 @@ gives the precision and layout the trainer actually ran, images/s of each and bf
 fp32. The precisions of a config are measured interleaved: one trainer per precision, a step of
 each in turn, the order reversed every other round (ABBA), so that this shared machine's drift,
 which moved a step by 5-12 % between runs of the same code, falls on both alike and cancels in
-the ratio; ``--sequential`` measures them one after the other instead. On a CPU without native bf16 (no AVX512-BF16 / AMX; the report says which) bf16 is
-emulated and several times slower: ``--precisions fp32`` skips it.
+the ratio; ``--sequential`` measures them one after the other instead. On a CPU without native
+bf16 (no AVX512-BF16 / AMX; the report says which) bf16 is emulated and several times slower:
+``--precisions fp32`` skips it.
 
 The paper config (APFI paper preset, 256x256, batch 6, VGG at 224) needs CelebA; without
 it, ``--data`` (default: ../shared/data/faces128) stands in, upscaled to 256. The images'
@@ -86,7 +87,7 @@ class _Run:
         trainer.step += 1
 
     def loader_seconds(self, n_batches: int) -> float:
-        """The data loader alone, same sampler / batch / workers, first batch excluded."""
+        """The data loader alone, same sampler / batch / workers, first batch excluded (ends the run's steps)."""
         self.batches = None
         loader = self.trainer._loader()
         next(loader)
@@ -161,6 +162,8 @@ def measure_config(path: Path, precisions: list[str], args: argparse.Namespace) 
         for i in range(args.warmup + steps):
             for run in round_order(runs, i):
                 run.step(timed=i >= args.warmup)
+        for run in runs:  # no other run's loader workers beside the one being timed
+            run.batches = None
         loader_s = [run.loader_seconds(args.loader_batches) for run in runs]
         return [run.result(s, "interleaved") for run, s in zip(runs, loader_s)]
 
