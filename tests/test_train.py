@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,13 @@ def test_resume_with_ema_schedule_and_late_critic_equals_one_run(faces, tmp_path
     _kill_after(killed, 3)
     with pytest.raises(KeyboardInterrupt):
         killed.fit()
+    at_kill = killed.train_seconds  # the time up to the step-3 checkpoint
+    assert at_kill > 0
     resumed = Trainer(tiny(faces, "train.iterations=6", *SCHEDULED), tmp_path / "b", resume=True)
+    assert resumed.train_seconds == at_kill  # the stopped session's time comes back with its state
+    start = time.perf_counter()
     resumed.fit()
+    assert at_kill < resumed.train_seconds <= at_kill + (time.perf_counter() - start)
     _same_state(straight, resumed, names=("g_raw", "d_raw", "ema"))
     log = _loss_rows(tmp_path / "a")
     assert log == _loss_rows(tmp_path / "b")

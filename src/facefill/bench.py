@@ -125,20 +125,19 @@ def train_or_reuse(cfg: Any, out: Path, *, fresh: bool = False) -> tuple[Any, fl
     """Train ``cfg`` into ``out`` and return ``(trainer, seconds)``.
 
     A run with checkpoints in ``out/checkpoints`` resumes (unless ``fresh``); a finished one is
-    not trained again. ``seconds`` is the wall-clock time of every session the run took,
-    recorded in ``out/train_seconds.json``.
+    not trained again. ``seconds`` is the wall-clock time of the run's steps over every session
+    it took (the trainer keeps it in its checkpoints, so a session that was stopped counts up
+    to its last checkpoint), recorded in ``out/train_seconds.json`` when the run finishes.
     """
     from .train import Trainer
 
     record = out / "train_seconds.json"
     resume = not fresh and any((out / "checkpoints").glob("step_*.pt"))
     trainer = Trainer(cfg, out, resume=resume, overwrite=fresh)
-    before = json.loads(record.read_text())["seconds"] if resume and record.is_file() else 0.0
     if resume and trainer.step >= trainer.total_steps and record.is_file():  # finished earlier
-        return trainer, before
-    start = time.perf_counter()
+        return trainer, json.loads(record.read_text())["seconds"]
     trainer.fit()
-    seconds = before + time.perf_counter() - start
+    seconds = trainer.train_seconds
     record.write_text(json.dumps({"seconds": seconds}) + "\n")
     return trainer, seconds
 

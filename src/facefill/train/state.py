@@ -39,6 +39,7 @@ class TrainerState:
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(),
             "nonfinite_total": self.nonfinite_total,
+            "train_seconds": self.train_seconds,
             "config": json.dumps(config_to_dict(self.cfg)),
         }
 
@@ -86,6 +87,7 @@ class TrainerState:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))  # 0 in checkpoints from before it was kept
         if self.world == 1:
             _set_rng_state(state["rng"])
 

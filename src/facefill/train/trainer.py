@@ -119,6 +119,7 @@ class Trainer(TrainerState):
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.step = 0
         self.nonfinite_total = 0
+        self.train_seconds = 0.0  # wall time of the steps so far, over every session of the run
         self._nonfinite_run = 0
         if resumed is not None:
             self._resume(*resumed)
@@ -477,7 +478,7 @@ class Trainer(TrainerState):
             dynamic_ncols=True, desc="train",
         )
         last: dict[str, float] = {}
-        start = time.perf_counter()
+        start, before = time.perf_counter(), self.train_seconds
         try:
             while self.step < self.total_steps:
                 self._phase()
@@ -501,14 +502,16 @@ class Trainer(TrainerState):
                     self._log(self.validate(), "val")
                     self._log_val_images()
                 if _every(t.save_every, self.step, self.total_steps):
+                    self.train_seconds = before + time.perf_counter() - start
                     self.save()
         finally:
             bar.close()
             if self.writer is not None:
                 self.writer.close()
+        self.train_seconds = before + time.perf_counter() - start
         if self.rank == 0:
-            seconds = time.perf_counter() - start
-            log.info("%d steps in %.1f s", self.total_steps, seconds)
+            log.info("%d steps in %.1f s (%.1f s over every session of the run)",
+                     self.total_steps, time.perf_counter() - start, self.train_seconds)
         return last
 
 
