@@ -510,8 +510,8 @@ class Trainer(TrainerState):
                 self.writer.close()
         self.train_seconds = before + time.perf_counter() - start
         if self.rank == 0:
-            log.info("%d steps in %.1f s (%.1f s over every session of the run)",
-                     self.total_steps, time.perf_counter() - start, self.train_seconds)
+            log.info("step %d reached: %.1f s this session, %.1f s over every session of the run",
+                     self.step, time.perf_counter() - start, self.train_seconds)
         return last
 
 
