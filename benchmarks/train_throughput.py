@@ -144,28 +144,27 @@ def round_order(names: list, i: int) -> list:
     return list(names) if i % 2 == 0 else list(reversed(names))
 
 
+def _measure_together(path: Path, group: list[tuple[str, str]], args: argparse.Namespace, tmp: str, order: str) -> list[dict]:
+    """The ``(folder name, precision)`` runs of ``group`` stepped in turn; their trainers go on return."""
+    runs = [_Run(path, precision, args, str(Path(tmp) / name)) for name, precision in group]
+    steps = args.steps if runs[0].trainer.device.type == "cpu" else args.gpu_steps
+    for i in range(args.warmup + steps):
+        for run in round_order(runs, i):
+            run.step(timed=i >= args.warmup)
+    for run in runs:  # no other run's loader workers beside the one being timed
+        run.batches = None
+    loader_s = [run.loader_seconds(args.loader_batches) for run in runs]
+    return [run.result(seconds, order) for run, seconds in zip(runs, loader_s)]
+
+
 def measure_config(path: Path, precisions: list[str], args: argparse.Namespace) -> list[dict]:
-    """Every precision of one config: interleaved step by step (default), or one after the other."""
+    """Every precision of one config: interleaved step by step (default), or one after the other
+    (``--sequential``: the same measurement, one precision at a time)."""
+    order = "sequential" if args.sequential else "interleaved"
+    named = [(f"{i}-{precision}", precision) for i, precision in enumerate(precisions)]
+    groups = [[one] for one in named] if args.sequential else [named]
     with tempfile.TemporaryDirectory() as tmp:
-        if args.sequential:
-            results = []
-            for i, precision in enumerate(precisions):
-                run = _Run(path, precision, args, str(Path(tmp) / f"{i}-{precision}"))
-                steps = args.steps if run.trainer.device.type == "cpu" else args.gpu_steps
-                for i in range(args.warmup + steps):
-                    run.step(timed=i >= args.warmup)
-                results.append(run.result(run.loader_seconds(args.loader_batches), "sequential"))
-                del run
-            return results
-        runs = [_Run(path, precision, args, str(Path(tmp) / f"{i}-{precision}")) for i, precision in enumerate(precisions)]
-        steps = args.steps if runs[0].trainer.device.type == "cpu" else args.gpu_steps
-        for i in range(args.warmup + steps):
-            for run in round_order(runs, i):
-                run.step(timed=i >= args.warmup)
-        for run in runs:  # no other run's loader workers beside the one being timed
-            run.batches = None
-        loader_s = [run.loader_seconds(args.loader_batches) for run in runs]
-        return [run.result(s, "interleaved") for run, s in zip(runs, loader_s)]
+        return [r for group in groups for r in _measure_together(path, group, args, tmp, order)]
 
 
 def add_ratios(runs: list[dict]) -> None:
