@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from facefill._depthwise import depthwise_conv2d
 from facefill._memory import retain_freed_memory
-from facefill.bench import command_line, machine_info, time_fn, write_report
+from facefill.bench import command_line, machine_info, report_header, time_fn, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # (what, batch, channels, side): APFI small at 128 px (configs/apfi_faces_*.yaml) and the paper
@@ -66,13 +66,7 @@ def measure(batch: int, channels: int, side: int, dtype: torch.dtype, repeats: i
 
 
 def to_markdown(report: dict) -> str:
-    m = report["machine"]
-    lines = [
-        f"# Depthwise 7x7 conv, forward and backward on the CPU, {report['date']}",
-        "",
-        f"Machine: {m['cpu_model']} ({m['torch_num_threads']} torch threads), torch {m['torch']}; {m['cpu_bf16']}.",
-        f"Command: `{report['command']}`",
-        "",
+    lines = report_header("Depthwise 7x7 conv, forward and backward on the CPU", report) + [
         "channels_last input, padding 3, input and weight gradients; ms, the best of three medians; malloc "
         + ("retaining freed memory, as the trainer has it." if report["malloc_retains_freed_memory"] else "as the system has it."),
         "",

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from facefill._memory import retain_freed_memory
-from facefill.bench import command_line, machine_info, repo_path, time_fn, write_report
+from facefill.bench import command_line, machine_info, report_header, repo_path, time_fn, write_report
 from facefill.data import image_to_tensor, load_image, scan_images
 from facefill.losses import gram_difference, gram_matrix
 from facefill.vgg import VGG16Features
@@ -109,13 +109,7 @@ def measure_precision(vgg: VGG16Features, faces: torch.Tensor) -> list[dict]:
 
 
 def to_markdown(report: dict) -> str:
-    m = report["machine"]
-    lines = [
-        f"# Style loss Gram differences on the CPU, {report['date']}",
-        "",
-        f"Machine: {m['cpu_model']} ({m['torch_num_threads']} torch threads), torch {m['torch']}; {m['cpu_bf16']}.",
-        f"Command: `{report['command']}`",
-        "",
+    lines = report_header("Style loss Gram differences on the CPU", report) + [
         f"Time: forward and backward over relu1_2, relu2_2 and relu3_3 of batch {report['batch']} at 128 px "
         "(channels_last), ms, the best of three medians.",
         "",

@@ -112,6 +112,19 @@ def repo_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str
     return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
 
 
+def report_header(title: str, report: dict[str, Any]) -> list[str]:
+    """A Markdown report's opening lines: ``# title, date``, the machine (``report["machine"]``
+    from :func:`machine_info`) and the command (``report["command"]``), then a blank line."""
+    m = report["machine"]
+    return [
+        f"# {title}, {report['date']}",
+        "",
+        f"Machine: {m['cpu_model']} ({m['torch_num_threads']} torch threads), torch {m['torch']}; {m['cpu_bf16']}.",
+        f"Command: `{report['command']}`",
+        "",
+    ]
+
+
 def write_report(out_dir: Path, stem: str, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     """Write ``out_dir/stem.json`` (the report) and ``out_dir/stem.md``; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
