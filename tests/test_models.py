@@ -261,3 +261,39 @@ def test_models_run_on_any_device_without_hardcoded_cuda():
         g = create_model("rfr", "small")
         out = g.inpaint(torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64))
     assert out.device.type == "meta"
+
+
+def test_widen_keeps_the_function_and_lets_the_new_channels_learn():
+    from facefill.errors import InputError
+    from facefill.models.widen import group_index, widen_into
+
+    assert group_index((2, 2), (3, 4)).tolist() == [0, 1, 3, 4]
+    tiny = {"width": 8, "reasoning": (8, 16, 16), "cycles": 2}
+    for gated in (True, False):
+        torch.manual_seed(0)
+        narrow = create_model("apfi", "small", unet=(8, 16, 16), gated_unet=gated, **tiny)
+        wide = create_model("apfi", "small", unet=(12, 24, 32), gated_unet=gated, **tiny)
+        for p in narrow.parameters():  # weights far from their initialisation, BN statistics too
+            p.data.normal_(0, 0.3)
+        for name, b in narrow.named_buffers():
+            if "running" in name:
+                b.data.uniform_(0.5, 1.5)
+        widen_into(narrow, wide)
+        image, mask = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+        mask[..., 8:24, 4:20] = 1
+        for train in (False, True):
+            narrow.train(train), wide.train(train)
+            with torch.no_grad():
+                torch.testing.assert_close(wide(image, mask), narrow(image, mask), atol=1e-5, rtol=0)
+        # The zero weights that read new channels into old ones get gradients: they can grow.
+        wide.train()
+        wide(image, mask).square().mean().backward()
+        reads_new = wide.unet.dec[0][0].weight.grad[16:32, :16]  # (in, out): new upsampled channels -> old outputs
+        assert reads_new.abs().sum() > 0 and torch.all(wide.unet.dec[0][0].weight[16:32, :16] == 0)
+    with pytest.raises(InputError, match="widening only adds channels"):
+        widen_into(create_model("apfi", "small", unet=(12, 24, 32), **tiny), create_model("apfi", "small", unet=(8, 16, 16), **tiny))
+    with pytest.raises(InputError, match="no channel groups say how to widen it"):
+        widen_into(create_model("apfi", "small", unet=(8, 16, 16), **tiny),
+                   create_model("apfi", "small", unet=(8, 16, 16), **{**tiny, "reasoning": (8, 16, 24)}))
+    with pytest.raises(InputError, match="cannot widen a APFIGenerator into a "):
+        widen_into(create_model("apfi", "small", **tiny), create_model("rfr", "small"))

@@ -520,3 +520,25 @@ def test_ddp_two_processes_keep_identical_weights(name, faces, tmp_path):
 def test_classical_generator_is_refused_by_the_trainer(faces, tmp_path):
     with pytest.raises(FacefillError, match="nothing to train"):
         Trainer(tiny(faces, "model.generator=telea"), tmp_path)
+
+
+def test_init_widen_starts_a_wider_generator_from_narrower_weights(faces, tmp_path):
+    first = Trainer(tiny(faces, "train.iterations=1"), tmp_path / "a")
+    first.fit()
+    weights = tmp_path / "a" / "apfi_small.safetensors"
+    wider = "model.generator_args={width: 8, reasoning: [8, 16, 16], unet: [12, 24, 24], cycles: 2}"
+    with pytest.raises(FacefillError, match="does not fit this config's generator.*train.init_widen=true"):
+        Trainer(tiny(faces, wider, f"train.init_weights={weights}"), tmp_path / "b")
+    second = Trainer(tiny(faces, wider, f"train.init_weights={weights}", "train.init_widen=true", "train.iterations=1",
+                          "train.ema_decay=0.9"), tmp_path / "c")
+    narrow, _ = ckpt.load_weights(weights)
+    image, mask = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    narrow.eval(), second.ema.module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(second.ema.module(image, mask), narrow(image, mask), atol=1e-5, rtol=0)
+    second.fit()
+    assert ckpt.load_weights(tmp_path / "c" / "apfi_small.safetensors")[0].unet.widths == (12, 24, 24)
+    with pytest.raises(FacefillError, match="cannot be widened into this config's generator: .*widening only adds channels"):
+        Trainer(tiny(faces, "model.generator_args={width: 8, reasoning: [8, 16, 16], unet: [4, 8, 8], cycles: 2}",
+                     f"train.init_weights={weights}", "train.init_widen=true"), tmp_path / "d")

@@ -190,6 +190,7 @@ class UNetGenerator(nn.Module):
     def __init__(self, width: int, widths: tuple[int, int, int], *, gated: bool = True) -> None:
         super().__init__()
         u1, u2, u3 = widths
+        self.width, self.widths, self.gated = width, (u1, u2, u3), gated
         down = _gated if gated else _plain
         self.enc = nn.ModuleList([down(width, u1, 2), down(u1, u2, 2), down(u2, u3, 2)])
         self.bottom = DualDilatedBottom(u3)
@@ -199,6 +200,30 @@ class UNetGenerator(nn.Module):
             nn.Conv2d(width // 2 + 4, width // 2, 3, 1, 1), _act(),
             nn.Conv2d(width // 2, 3, 3, 1, 1),
         )
+
+    def channel_groups(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...] | None]]:
+        """Output and input channel groups of each layer whose width follows ``widths``, for
+        :func:`facefill.models.widen.widen_into` (a gated conv's output is (feature, gate); a
+        decoder step reads (upsampled, skip); the bottom's fuse reads its two branches)."""
+        (u1, u2, u3), w, h = self.widths, self.width, self.widths[2] // 2
+        enc = "conv" if self.gated else "0"
+        pair = 2 if self.gated else 1
+        return {
+            f"enc.0.{enc}": ((u1,) * pair, (w,)),
+            f"enc.1.{enc}": ((u2,) * pair, (u1,)),
+            f"enc.2.{enc}": ((u3,) * pair, (u2,)),
+            "bottom.branch_a.0": ((h,), (u3,)),
+            "bottom.branch_a.2": ((h,), (h,)),
+            "bottom.branch_b.0": ((h,), (u3,)),
+            "bottom.branch_b.2": ((h,), (h,)),
+            "bottom.fuse.0": ((u3,), (h, h)),
+            "dec.0.0": ((u2,), (u3, u3)),
+            "dec.0.1": ((u2,), None),
+            "dec.1.0": ((u1,), (u2, u2)),
+            "dec.1.1": ((u1,), None),
+            "dec.2.0": ((w,), (u1, u1)),
+            "dec.2.1": ((w,), None),
+        }
 
     def forward(self, merged, masked_image, mask):
         skips = [merged]

@@ -16,7 +16,8 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..config import config_to_dict
-from ..errors import FacefillError
+from ..errors import FacefillError, InputError
+from ..models.widen import widen_into
 from .runtime import _rng_state, _set_rng_state, _yaml
 from .schedule import _jump
 
@@ -100,10 +101,19 @@ class TrainerState:
                 f"train.init_weights={path} holds a {meta.get('model')} generator, this config trains "
                 f"{m.generator}; give weights of the same model"
             )
-        try:
-            self.g_raw.load_state_dict(model.state_dict())
-        except RuntimeError as e:
-            raise FacefillError(f"train.init_weights={path} does not fit this config's generator: {str(e).splitlines()[0]}") from None
+        if self.cfg.train.init_widen:
+            try:
+                widen_into(model, self.g_raw)
+            except InputError as e:
+                raise FacefillError(f"train.init_weights={path} cannot be widened into this config's generator: {e}") from None
+        else:
+            try:
+                self.g_raw.load_state_dict(model.state_dict())
+            except RuntimeError as e:
+                raise FacefillError(
+                    f"train.init_weights={path} does not fit this config's generator: {str(e).splitlines()[0]}"
+                    " (a narrower generator of the same model loads with train.init_widen=true)"
+                ) from None
         if self.ema is not None:
             self.ema.module.load_state_dict(self.g_raw.state_dict())
         if self.rank == 0:
