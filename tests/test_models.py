@@ -269,10 +269,11 @@ def test_widen_keeps_the_function_and_lets_the_new_channels_learn():
 
     assert group_index((2, 2), (3, 4)).tolist() == [0, 1, 3, 4]
     tiny = {"width": 8, "reasoning": (8, 16, 16), "cycles": 2}
-    for gated in (True, False):
+    for gated, kca in ((True, True), (False, False)):
         torch.manual_seed(0)
-        narrow = create_model("apfi", "small", unet=(8, 16, 16), gated_unet=gated, **tiny)
-        wide = create_model("apfi", "small", unet=(12, 24, 32), gated_unet=gated, **tiny)
+        narrow = create_model("apfi", "small", unet=(8, 16, 16), gated_unet=gated, kca=kca, **tiny)
+        wide = create_model("apfi", "small", unet=(12, 24, 32), gated_unet=gated, kca=kca,
+                            **{**tiny, "reasoning": (12, 24, 20)})
         for p in narrow.parameters():  # weights far from their initialisation, BN statistics too
             p.data.normal_(0, 0.3)
         for name, b in narrow.named_buffers():
@@ -293,7 +294,6 @@ def test_widen_keeps_the_function_and_lets_the_new_channels_learn():
     with pytest.raises(InputError, match="widening only adds channels"):
         widen_into(create_model("apfi", "small", unet=(12, 24, 32), **tiny), create_model("apfi", "small", unet=(8, 16, 16), **tiny))
     with pytest.raises(InputError, match="no channel groups say how to widen it"):
-        widen_into(create_model("apfi", "small", unet=(8, 16, 16), **tiny),
-                   create_model("apfi", "small", unet=(8, 16, 16), **{**tiny, "reasoning": (8, 16, 24)}))
+        widen_into(create_model("apfi", "small", **tiny), create_model("apfi", "small", **{**tiny, "kernel_size": 5}))
     with pytest.raises(InputError, match="cannot widen a APFIGenerator into a "):
         widen_into(create_model("apfi", "small", **tiny), create_model("rfr", "small"))

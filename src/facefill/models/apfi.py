@@ -107,6 +107,7 @@ class APFIModule(nn.Module):
     ) -> None:
         super().__init__()
         r1, r2, r3 = reasoning
+        self.width, self.reasoning = width, (r1, r2, r3)
         layer = SeparablePartialConv if separable else _dense_identify
         self.identify = nn.ModuleList([layer(width, kernel_size), layer(width, kernel_size)])
         self.identify_norm = nn.BatchNorm2d(width)
@@ -115,6 +116,27 @@ class APFIModule(nn.Module):
         self.bottom = _gated(r3, r3, dilation=reasoning_dilation)
         self.dec = nn.ModuleList([_up(r3 + r3, r2), _up(r2 + r2, r1), _up(r1 + r1, width)])
         self.att = KnowledgeConsistentAttention(r2) if kca else None
+
+    def channel_groups(self) -> dict[str, tuple]:
+        """Output and input channel groups of each layer whose width follows ``reasoning``, for
+        :func:`facefill.models.widen.widen_into`. KCA compares whole feature vectors, so the
+        decoder step that feeds it starts its new channels silent."""
+        (r1, r2, r3), w = self.reasoning, self.width
+        groups: dict[str, tuple] = {
+            "enc.0.conv": ((r1, r1), (w,)),
+            "enc.1.conv": ((r2, r2), (r1,)),
+            "enc.2.conv": ((r3, r3), (r2,)),
+            "bottom.conv": ((r3, r3), (r3,)),
+            "dec.0.0": ((r2,), (r3, r3)),
+            "dec.0.1": ((r2,), None, "silent") if self.att is not None else ((r2,), None),
+            "dec.1.0": ((r1,), (r2, r2)),
+            "dec.1.1": ((r1,), None),
+            "dec.2.0": ((w,), (r1, r1)),
+            "dec.2.1": ((w,), None),
+        }
+        if self.att is not None:
+            groups["att.combine"] = ((r2,), (r2, r2))
+        return groups
 
     def update_mask(self, valid: torch.Tensor) -> torch.Tensor:
         for layer in self.identify:

@@ -15,6 +15,12 @@ along the input channels, in order, e.g. a gated conv's output is ``(feature, ga
 decoder conv that reads a skip concatenation has input ``(upsampled, skip)``. Groups of the two
 networks correspond one to one; a wider group holds the old channels first. Every tensor that no
 module describes must have the same shape in both networks and is copied.
+
+Some layers read all their input channels together, not through weights that can start at zero:
+an attention's similarity of feature vectors changes as soon as a vector gains a non-zero
+component. The layer feeding such a reader is described with a third element, ``"silent"``:
+its new channels start with a zero scale and shift (a norm layer's weight and bias), so they
+output zeros until training moves that scale, and the reader sees the old vectors.
 """
 
 from __future__ import annotations
@@ -72,19 +78,22 @@ def widen_into(narrow: nn.Module, wide: nn.Module) -> nn.Module:
     if type(narrow) is not type(wide):
         raise InputError(f"cannot widen a {type(narrow).__name__} into a {type(wide).__name__}")
     plan: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool]] = {}
+    silent: set[str] = set()
     narrow_modules = dict(narrow.named_modules())
     for name, module in wide.named_modules():
         describe = getattr(module, "channel_groups", None)
         if describe is None:
             continue
         old_groups, new_groups = narrow_modules[name].channel_groups(), describe()
-        for sub, (out_new, in_new) in new_groups.items():
-            out_old, in_old = old_groups[sub]
+        for sub, (out_new, in_new, *how) in new_groups.items():
+            out_old, in_old, *_ = old_groups[sub]
             path = f"{name}.{sub}" if name else sub
             layer = wide.get_submodule(path)
             transposed = isinstance(layer, nn.ConvTranspose2d)
             in_index = None if in_new is None else group_index(in_old, in_new)
             plan[path] = (group_index(out_old, out_new), in_index, transposed)
+            if how == ["silent"]:
+                silent.add(path)
     old_state, state = narrow.state_dict(), wide.state_dict()
     if old_state.keys() != state.keys():
         raise InputError("the two generators have different layers; widening only changes widths")
@@ -92,6 +101,8 @@ def widen_into(narrow: nn.Module, wide: nn.Module) -> nn.Module:
         path, _, leaf = key.rpartition(".")
         if path in plan and value.dim() > 0:
             out_index, in_index, transposed = plan[path]
+            if path in silent and leaf in ("weight", "bias"):
+                value = torch.zeros_like(value)
             state[key] = _widen_tensor(old_state[key], value, out_index, in_index, transposed)
         elif old_state[key].shape != value.shape:
             raise InputError(f"{key} is {tuple(old_state[key].shape)} in one generator and {tuple(value.shape)} in the other, and no channel groups say how to widen it")
