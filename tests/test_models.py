@@ -295,5 +295,7 @@ def test_widen_keeps_the_function_and_lets_the_new_channels_learn():
         widen_into(create_model("apfi", "small", unet=(12, 24, 32), **tiny), create_model("apfi", "small", unet=(8, 16, 16), **tiny))
     with pytest.raises(InputError, match="no channel groups say how to widen it"):
         widen_into(create_model("apfi", "small", **tiny), create_model("apfi", "small", **{**tiny, "kernel_size": 5}))
+    with pytest.raises(InputError, match="different layers"):
+        widen_into(create_model("apfi", "small", **tiny), create_model("apfi", "small", kca=False, **tiny))
     with pytest.raises(InputError, match="cannot widen a APFIGenerator into a "):
         widen_into(create_model("apfi", "small", **tiny), create_model("rfr", "small"))

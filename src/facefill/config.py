@@ -142,8 +142,9 @@ class TrainSection:
     # A facefill weights file the generator starts from (a fresh run, not a resume).
     init_weights: str | None = None
     # init_weights may hold a narrower generator of the same model (e.g. model.generator_args
-    # {unet: [96, 192, 192]} over `small` weights): its channels are kept and the new ones start
-    # silent, so training begins from the same outputs (facefill.models.widen).
+    # {unet: [96, 192, 192]} over `small` weights): its channels are kept and the new ones are
+    # read through zero weights at first, so training begins from the same outputs
+    # (facefill.models.widen).
     init_widen: bool = False
     # Every N steps; 0: log_every / save_every only at the last step, image_every / val_every never.
     log_every: int = 50

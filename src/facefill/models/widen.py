@@ -34,8 +34,6 @@ from ..errors import InputError
 
 __all__ = ["widen_into", "group_index"]
 
-Groups = tuple[int, ...]
-
 
 def group_index(old: Sequence[int], new: Sequence[int]) -> torch.Tensor:
     """Where each old channel sits in the wide layout: group by group, the old channels first.
@@ -77,6 +75,9 @@ def widen_into(narrow: nn.Module, wide: nn.Module) -> nn.Module:
     """
     if type(narrow) is not type(wide):
         raise InputError(f"cannot widen a {type(narrow).__name__} into a {type(wide).__name__}")
+    old_state, state = narrow.state_dict(), wide.state_dict()
+    if old_state.keys() != state.keys():
+        raise InputError("the two generators have different layers; widening only changes widths")
     plan: dict[str, tuple[torch.Tensor, torch.Tensor | None, bool]] = {}
     silent: set[str] = set()
     narrow_modules = dict(narrow.named_modules())
@@ -94,9 +95,6 @@ def widen_into(narrow: nn.Module, wide: nn.Module) -> nn.Module:
             plan[path] = (group_index(out_old, out_new), in_index, transposed)
             if how == ["silent"]:
                 silent.add(path)
-    old_state, state = narrow.state_dict(), wide.state_dict()
-    if old_state.keys() != state.keys():
-        raise InputError("the two generators have different layers; widening only changes widths")
     for key, value in state.items():
         path, _, leaf = key.rpartition(".")
         if path in plan and value.dim() > 0:
