@@ -23,12 +23,13 @@ SIZE = 64
 TINY = {
     "apfi": {"width": 16, "reasoning": (16, 32, 48), "unet": (32, 48, 64), "cycles": 2},
     "rfr": {"width": 8, "cycles": 2},
+    "apfi-mirror": {"width": 16, "reasoning": (16, 32, 48), "unet": (32, 48, 64), "cycles": 2, "mirror": True},
 }
 
 
 def _trained_looking(name: str) -> torch.nn.Module:
     """A tiny generator whose BatchNorm statistics are not the defaults (as after training)."""
-    g = facefill.create_model(name, "small", **TINY[name])
+    g = facefill.create_model(name.split("-")[0], "small", **TINY[name])
     g.train()
     with torch.no_grad():
         for _ in range(2):
@@ -44,7 +45,7 @@ def _run_onnx(path, image, mask):
 
 
 @needs_ort
-@pytest.mark.parametrize("name", ["apfi", "rfr"])
+@pytest.mark.parametrize("name", ["apfi", "rfr", "apfi-mirror"])
 def test_onnx_matches_pytorch_and_keeps_known_pixels(name, tmp_path):
     g = _trained_looking(name).train()
     result = export_onnx(g, tmp_path / f"{name}.onnx", size=SIZE, cycles=1)  # exports in eval mode

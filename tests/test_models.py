@@ -263,17 +263,39 @@ def test_models_run_on_any_device_without_hardcoded_cuda():
     assert out.device.type == "meta"
 
 
+def test_apfi_mirror_feeds_the_unet_the_mirrored_map_and_where_the_input_was_known():
+    torch.manual_seed(0)
+    G = create_model("apfi", "small", width=8, reasoning=(8, 16, 16), unet=(8, 16, 16), cycles=2, mirror=True).eval()
+    assert G.unet.enc[0].conv.in_channels == 8 + 8 + 2
+    seen = {}
+    G.unet.enc[0].register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    G.merge.register_forward_hook(lambda m, args, out: seen.update(merged=out))
+    image, mask = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    mask[0, :, 4:20, 2:12] = 1  # left side of image 0
+    mask[1, :, 9:10, 21:30] = 1  # a thin stroke on the right of image 1
+    with torch.no_grad():
+        out = G(image, mask)
+    x, merged = seen["x"], seen["merged"]
+    torch.testing.assert_close(x[:, :8], merged, rtol=0, atol=0)
+    torch.testing.assert_close(x[:, 8:16], merged.flip(-1), rtol=0, atol=0)
+    known = x[:, 16:17]
+    assert known[0, 0, 4, 3].item() == 0 and known[0, 0, 4, 12].item() == 1  # (H/2) inside, right of the hole
+    assert known[1, 0, 4, 12].item() == 0.5  # a 2x2 block half covered by the 1-px stroke
+    torch.testing.assert_close(x[:, 17:18], known.flip(-1), rtol=0, atol=0)
+    assert torch.equal(out * (1 - mask), image * (1 - mask))
+
+
 def test_widen_keeps_the_function_and_lets_the_new_channels_learn():
     from facefill.errors import InputError
     from facefill.models.widen import group_index, widen_into
 
     assert group_index((2, 2), (3, 4)).tolist() == [0, 1, 3, 4]
     tiny = {"width": 8, "reasoning": (8, 16, 16), "cycles": 2}
-    for gated, kca in ((True, True), (False, False)):
+    for gated, kca, mirror in ((True, True, True), (False, False, False)):
         torch.manual_seed(0)
         narrow = create_model("apfi", "small", unet=(8, 16, 16), gated_unet=gated, kca=kca, **tiny)
         wide = create_model("apfi", "small", unet=(12, 24, 32), gated_unet=gated, kca=kca,
-                            **{**tiny, "reasoning": (12, 24, 20)})
+                            mirror=mirror, **{**tiny, "reasoning": (12, 24, 20)})
         for p in narrow.parameters():  # weights far from their initialisation, BN statistics too
             p.data.normal_(0, 0.3)
         for name, b in narrow.named_buffers():
@@ -291,6 +313,10 @@ def test_widen_keeps_the_function_and_lets_the_new_channels_learn():
         wide(image, mask).square().mean().backward()
         reads_new = wide.unet.dec[0][0].weight.grad[16:32, :16]  # (in, out): new upsampled channels -> old outputs
         assert reads_new.abs().sum() > 0 and torch.all(wide.unet.dec[0][0].weight[16:32, :16] == 0)
+        if mirror:  # the old channels' weights on the mirror's inputs start at zero and learn too
+            old = group_index((8, 8), (12, 12))
+            first = wide.unet.enc[0].conv
+            assert torch.all(first.weight[old, 8:] == 0) and first.weight.grad[old, 8:].abs().sum() > 0
     with pytest.raises(InputError, match="widening only adds channels"):
         widen_into(create_model("apfi", "small", unet=(12, 24, 32), **tiny), create_model("apfi", "small", unet=(8, 16, 16), **tiny))
     with pytest.raises(InputError, match="no channel groups say how to widen it"):

@@ -207,14 +207,19 @@ class UNetGenerator(nn.Module):
     Bottom: :class:`DualDilatedBottom`. Decoder: transposed convs with skip concatenations up
     to H/2, one more to H, where the masked image and the hole mask are concatenated before a
     3x3 conv head.
+
+    ``mirror=True`` (our extension, not the paper's): the first encoder conv also reads the
+    merged map mirrored left-right and the known fraction of each 2x2 input block, as it is and
+    mirrored, so a face's other side is a 3x3 neighbourhood away rather than half the image.
     """
 
-    def __init__(self, width: int, widths: tuple[int, int, int], *, gated: bool = True) -> None:
+    def __init__(self, width: int, widths: tuple[int, int, int], *, gated: bool = True, mirror: bool = False) -> None:
         super().__init__()
         u1, u2, u3 = widths
-        self.width, self.widths, self.gated = width, (u1, u2, u3), gated
+        self.width, self.widths, self.gated, self.mirror = width, (u1, u2, u3), gated, mirror
         down = _gated if gated else _plain
-        self.enc = nn.ModuleList([down(width, u1, 2), down(u1, u2, 2), down(u2, u3, 2)])
+        self.mirror_channels = width + 2 if mirror else 0
+        self.enc = nn.ModuleList([down(width + self.mirror_channels, u1, 2), down(u1, u2, 2), down(u2, u3, 2)])
         self.bottom = DualDilatedBottom(u3)
         self.dec = nn.ModuleList([_up(u3 + u3, u2), _up(u2 + u2, u1), _up(u1 + u1, width)])
         self.to_full = _up(width + width, width // 2)
@@ -226,12 +231,14 @@ class UNetGenerator(nn.Module):
     def channel_groups(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...] | None]]:
         """Output and input channel groups of each layer whose width follows ``widths``, for
         :func:`facefill.models.widen.widen_into` (a gated conv's output is (feature, gate); a
-        decoder step reads (upsampled, skip); the bottom's fuse reads its two branches)."""
+        decoder step reads (upsampled, skip); the bottom's fuse reads its two branches; the
+        first encoder conv reads (merged, mirror inputs), the second group empty without
+        ``mirror``, so weights trained without it load into a mirrored U-Net unchanged)."""
         (u1, u2, u3), w, h = self.widths, self.width, self.widths[2] // 2
         enc = "conv" if self.gated else "0"
         pair = 2 if self.gated else 1
         return {
-            f"enc.0.{enc}": ((u1,) * pair, (w,)),
+            f"enc.0.{enc}": ((u1,) * pair, (w, self.mirror_channels)),
             f"enc.1.{enc}": ((u2,) * pair, (u1,)),
             f"enc.2.{enc}": ((u3,) * pair, (u2,)),
             "bottom.branch_a.0": ((h,), (u3,)),
@@ -248,9 +255,15 @@ class UNetGenerator(nn.Module):
         }
 
     def forward(self, merged, masked_image, mask):
+        x = merged
+        if self.mirror:
+            known = F.avg_pool2d(1.0 - mask, 2).to(merged.dtype)
+            x = torch.cat([merged, merged.flip(-1), known, known.flip(-1)], dim=1)
+            if not merged.is_contiguous():  # see the head below: cat with 1-channel maps
+                x = x.contiguous(memory_format=torch.channels_last)
         skips = [merged]
-        for enc in self.enc:
-            skips.append(enc(skips[-1]))
+        for i, enc in enumerate(self.enc):
+            skips.append(enc(x if i == 0 else skips[-1]))
         h = self.bottom(skips[-1])
         for i, dec in enumerate(self.dec):
             h = dec(torch.cat([h, skips[-1 - i]], dim=1))
@@ -306,6 +319,9 @@ class APFIGenerator(InpaintingGenerator):
             partial convs, as RFR-Net).
         reasoning_dilation: dilation of the gated conv at the bottom of the reasoning block,
             our choice (the paper does not say; 1: a plain 3x3, the ablation).
+        mirror: the U-Net's first conv also sees the merged features mirrored left-right
+            and where the input was known (see :class:`UNetGenerator`); our extension for
+            roughly frontal, centred faces, off in both presets (the paper's network).
     """
 
     stride = 16
@@ -331,6 +347,7 @@ class APFIGenerator(InpaintingGenerator):
         gated_unet: bool = True,
         separable: bool = True,
         reasoning_dilation: int = 2,
+        mirror: bool = False,
     ) -> None:
         super().__init__()
         if cycles < 1:
@@ -343,7 +360,7 @@ class APFIGenerator(InpaintingGenerator):
             width, tuple(reasoning), kernel_size, kca=kca, separable=separable, reasoning_dilation=reasoning_dilation
         )
         self.merge = FeatureMerge(masked=True)  # every cycle's features are zero outside its map
-        self.unet = UNetGenerator(width, tuple(unet), gated=gated_unet)
+        self.unet = UNetGenerator(width, tuple(unet), gated=gated_unet, mirror=mirror)
 
     def encoder_batchnorms(self) -> list[nn.Module]:
         return [self.input_layer.norm, self.apfi.identify_norm]
