@@ -62,6 +62,16 @@ def _dense_identify(channels: int, kernel_size: int) -> PartialConv2d:
     return PartialConv2d(channels, channels, kernel_size, 1, kernel_size // 2, bias=False)
 
 
+def _cat_in_layout(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Channel concatenation in ``like``'s memory layout: torch.cat gives a contiguous result
+    when one input is a 1-channel map (both layouts at once), and a contiguous input sends the
+    next conv of a channels_last model to a slow path."""
+    x = torch.cat(parts, dim=1)
+    if not like.is_contiguous():
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def _up(cin: int, cout: int) -> nn.Sequential:
     """Plain decoder step: 4x4 stride-2 transposed conv, BN, LeakyReLU."""
     return nn.Sequential(
@@ -258,22 +268,16 @@ class UNetGenerator(nn.Module):
         x = merged
         if self.mirror:
             known = F.avg_pool2d(1.0 - mask, 2).to(merged.dtype)
-            x = torch.cat([merged, merged.flip(-1), known, known.flip(-1)], dim=1)
-            if not merged.is_contiguous():  # see the head below: cat with 1-channel maps
-                x = x.contiguous(memory_format=torch.channels_last)
-        skips = [merged]
-        for i, enc in enumerate(self.enc):
-            skips.append(enc(x if i == 0 else skips[-1]))
+            x = _cat_in_layout([merged, merged.flip(-1), known, known.flip(-1)], like=merged)
+        skips = [merged, self.enc[0](x)]
+        for enc in self.enc[1:]:
+            skips.append(enc(skips[-1]))
         h = self.bottom(skips[-1])
         for i, dec in enumerate(self.dec):
             h = dec(torch.cat([h, skips[-1 - i]], dim=1))
         h = self.to_full(torch.cat([h, merged], dim=1))
-        # The float32 inputs join in h's dtype (bf16 under autocast), not h in theirs, and in
-        # h's layout: torch.cat gives a contiguous result when one input is a 1-channel map
-        # (both layouts at once), and a contiguous input sends the head to a slow path.
-        x = torch.cat([h, masked_image.to(h.dtype), mask.to(h.dtype)], dim=1)
-        if not h.is_contiguous():
-            x = x.contiguous(memory_format=torch.channels_last)
+        # The float32 inputs join in h's dtype (bf16 under autocast), not h in theirs.
+        x = _cat_in_layout([h, masked_image.to(h.dtype), mask.to(h.dtype)], like=h)
         return torch.sigmoid(self.head(x))
 
 
