@@ -9,6 +9,8 @@ and must deliver more images/s than the step consumes.
     python benchmarks/train_throughput.py                      # CPU config + paper config, fp32 and bf16
     python benchmarks/train_throughput.py --configs configs/apfi_faces_cpu.yaml --steps 20
     python benchmarks/train_throughput.py --quick --out /tmp/train   # smoke test: CPU config, 2 steps
+    python benchmarks/train_throughput.py --configs configs/apfi_faces_cpu.yaml --profile-steps 3
+                                                                     # + each operator's time, fp32 beside bf16
 
 Every config is measured in each of ``--precisions`` (default ``fp32,bf16``) in the same run,
 through the config override ``train.amp=<precision>``; the trainer applies it
@@ -86,6 +88,20 @@ class _Run:
             raise RuntimeError(f"{self.path.name}: non-finite loss while benchmarking")
         trainer.step += 1
 
+    def profile(self, n_steps: int) -> dict[str, float]:
+        """``n_steps`` more steps under ``torch.profiler``: each operator's self time, ms per step
+        (self times do not overlap, so they sum to the profiled step). Not part of the timing."""
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.trainer.device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            for _ in range(n_steps):
+                self.step(timed=False)
+        per_op: dict[str, float] = {}
+        for event in prof.key_averages():
+            per_op[event.key] = per_op.get(event.key, 0.0) + event.self_cpu_time_total / 1000 / n_steps
+        return dict(sorted(per_op.items(), key=lambda kv: -kv[1]))
+
     def loader_seconds(self, n_batches: int) -> float:
         """The data loader alone, same sampler / batch / workers, first batch excluded (ends the run's steps)."""
         self.batches = None
@@ -151,10 +167,15 @@ def _measure_together(path: Path, group: list[tuple[str, str]], args: argparse.N
     for i in range(args.warmup + steps):
         for run in round_order(runs, i):
             run.step(timed=i >= args.warmup)
+    profiles = [run.profile(args.profile_steps) if args.profile_steps else None for run in runs]
     for run in runs:  # no other run's loader workers beside the one being timed
         run.batches = None
     loader_s = [run.loader_seconds(args.loader_batches) for run in runs]
-    return [run.result(seconds, order) for run, seconds in zip(runs, loader_s)]
+    results = [run.result(seconds, order) for run, seconds in zip(runs, loader_s)]
+    for result, profile in zip(results, profiles):
+        if profile is not None:
+            result["profile_ms_per_step"] = profile
+    return results
 
 
 def measure_config(path: Path, precisions: list[str], args: argparse.Namespace) -> list[dict]:
@@ -206,7 +227,37 @@ def to_markdown(report: dict) -> str:
             f"{r['loader_images_per_s']:.1f} | {r['loader_over_step']:.1f}x | {sched} |"
         )
     lines += ["", *report.get("notes", []), *[f"Note: {r['note']}." for r in report["runs"] if "note" in r]]
+    lines += profile_markdown(report["runs"])
     return "\n".join(lines) + "\n"
+
+
+def profile_markdown(runs: list[dict], top: int = 15) -> list[str]:
+    """Per config, the operators' self time per step in fp32 and in bf16 side by side (``--profile-steps``)."""
+    lines: list[str] = []
+    by_config: dict[str, dict[str, dict]] = {}
+    for r in runs:
+        if "profile_ms_per_step" in r:
+            by_config.setdefault(r["config"], {})[r["precision_requested"]] = r["profile_ms_per_step"]
+    for config, prof in by_config.items():
+        if not {"fp32", "bf16"} <= prof.keys():
+            continue
+        fp32, bf16 = prof["fp32"], prof["bf16"]
+        names = sorted(set(fp32) | set(bf16), key=lambda k: -max(fp32.get(k, 0.0), bf16.get(k, 0.0)))
+        shown = names[:top]
+        lines += [
+            "", f"## Where a step's time goes: {config}", "",
+            "Operators' self CPU time under torch.profiler (ms per step; profiling slows a step, so "
+            "read the ratios, not the totals). fp32 / bf16 above 1: faster in bf16.", "",
+            "| operator | fp32 ms | bf16 ms | fp32 / bf16 |", "|---|---:|---:|---:|",
+        ]
+        rows = [(k, fp32.get(k, 0.0), bf16.get(k, 0.0)) for k in shown]
+        rest = [(fp32.get(k, 0.0), bf16.get(k, 0.0)) for k in names[top:]]
+        rows.append(("(all other operators)", sum(a for a, _ in rest), sum(b for _, b in rest)))
+        rows.append(("**total**", sum(fp32.values()), sum(bf16.values())))
+        for name, a, b in rows:
+            ratio = f"{a / b:.2f}" if b > 0 else "–"
+            lines.append(f"| {name} | {a:.1f} | {b:.1f} | {ratio} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precisions", default="fp32,bf16", help="train.amp values measured for every config (default: fp32,bf16)")
     p.add_argument("--sequential", action="store_true",
                    help="measure the precisions one after the other (default: interleaved step by step)")
+    p.add_argument("--profile-steps", type=int, default=0,
+                   help="after the timing, profile this many more steps of each run and report the "
+                        "operators' time per precision side by side (0: no profile)")
     p.add_argument("--quick", action="store_true", help="smoke test: the CPU config only, 1 warm-up and 2 timed steps, 3 loader batches")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = p.parse_args(argv)

@@ -301,10 +301,8 @@ def test_style_gram_times_both_paths_and_reports_precision_against_float64(tmp_p
     assert "| close fill | relu3_3 |" in next(tmp_path.glob("style-gram-*.md")).read_text()
 
 
-def test_train_throughput_interleaves_the_precisions_step_by_step(tmp_path, faces, monkeypatch):
-    throughput = _script("train_throughput")
-    assert throughput.round_order(["a", "b"], 0) == ["a", "b"]
-    assert throughput.round_order(["a", "b"], 1) == ["b", "a"]  # ABBA: each goes first once in two rounds
+def _tiny_train_config(tmp_path, faces):
+    """A training config small enough for a test: a narrow APFI and critic at 32 px, random VGG."""
     config = tmp_path / "tiny.yaml"
     config.write_text(
         "model: {generator: apfi, preset: small, generator_args: {width: 8, reasoning: [8, 16, 16],"
@@ -314,6 +312,14 @@ def test_train_throughput_interleaves_the_precisions_step_by_step(tmp_path, face
         "loss: {vgg_weights: random, resize: null}\n"
         "train: {batch_size: 2, iterations: 10, device: cpu}\n"
     )
+    return config
+
+
+def test_train_throughput_interleaves_the_precisions_step_by_step(tmp_path, faces, monkeypatch):
+    throughput = _script("train_throughput")
+    assert throughput.round_order(["a", "b"], 0) == ["a", "b"]
+    assert throughput.round_order(["a", "b"], 1) == ["b", "a"]  # ABBA: each goes first once in two rounds
+    config = _tiny_train_config(tmp_path, faces)
     order = []
     step = throughput._Run.step
     monkeypatch.setattr(throughput._Run, "step", lambda self, timed: (order.append((self.precision, timed)), step(self, timed)))
@@ -330,3 +336,30 @@ def test_train_throughput_interleaves_the_precisions_step_by_step(tmp_path, face
     throughput.main(argv + ["--sequential"])
     runs = json.loads(path.read_text())["runs"]
     assert [r["order"] for r in runs] == ["sequential", "sequential"] and len(order) == 6
+
+
+def test_train_throughput_profiles_each_precision_after_the_timed_steps(tmp_path, faces, monkeypatch):
+    throughput = _script("train_throughput")
+    config = _tiny_train_config(tmp_path, faces)
+    order = []
+    step = throughput._Run.step
+    monkeypatch.setattr(throughput._Run, "step", lambda self, timed: (order.append((self.precision, timed)), step(self, timed)))
+    throughput.main(["--configs", str(config), "--precisions", "fp32,bf16", "--steps", "2", "--warmup", "0",
+                     "--loader-batches", "1", "--profile-steps", "2", "--out", str(tmp_path / "out")])
+    # the two timed rounds first, then two profiled steps of each run, untimed
+    assert order[:4] == [("fp32", True), ("bf16", True), ("bf16", True), ("fp32", True)]
+    assert order[4:] == [("fp32", False)] * 2 + [("bf16", False)] * 2
+    (path,) = (tmp_path / "out").glob("train-*.json")
+    runs = json.loads(path.read_text())["runs"]
+    assert all(len(r["step_s"]) == 2 for r in runs)  # the profiled steps are not in the timing
+    for r in runs:
+        profile = r["profile_ms_per_step"]
+        assert any("conv" in name for name in profile) and all(ms >= 0 for ms in profile.values())
+        assert list(profile.values()) == sorted(profile.values(), reverse=True)
+    md = next((tmp_path / "out").glob("train-*.md")).read_text()
+    table = md.split("## Where a step's time goes: ")[1].splitlines()
+    rows = [line.split(" | ") for line in table if line.startswith("| ") and not line.startswith("| operator")]
+    total = next(r for r in rows if r[0] == "| **total**")
+    assert float(total[1]) == pytest.approx(sum(runs[0]["profile_ms_per_step"].values()), abs=0.06)
+    assert float(total[2]) == pytest.approx(sum(runs[1]["profile_ms_per_step"].values()), abs=0.06)
+    assert len(rows) == min(15, len(set(runs[0]["profile_ms_per_step"]) | set(runs[1]["profile_ms_per_step"]))) + 2
