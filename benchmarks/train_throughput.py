@@ -93,8 +93,7 @@ class _Run:
         (self times do not overlap, so they sum to the profiled step). Not part of the timing."""
         from torch.profiler import ProfilerActivity, profile
 
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.trainer.device.type == "cuda" else [])
-        with profile(activities=activities) as prof:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:  # host time; on a GPU, launches and syncs
             for _ in range(n_steps):
                 self.step(timed=False)
         per_op: dict[str, float] = {}
@@ -281,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.configs, args.steps, args.gpu_steps, args.warmup, args.loader_batches = DEFAULT_CONFIGS[:1], 2, 2, 1, 3
+    if args.profile_steps < 0:
+        p.error(f"--profile-steps must be 0 or more, got {args.profile_steps}")
     precisions = [t.strip() for t in args.precisions.split(",") if t.strip()]
     if not precisions:
         p.error("--precisions names no precision")
