@@ -96,9 +96,7 @@ class _Run:
         with profile(activities=[ProfilerActivity.CPU]) as prof:  # host time; on a GPU, launches and syncs
             for _ in range(n_steps):
                 self.step(timed=False)
-        per_op: dict[str, float] = {}
-        for event in prof.key_averages():
-            per_op[event.key] = per_op.get(event.key, 0.0) + event.self_cpu_time_total / 1000 / n_steps
+        per_op = {event.key: event.self_cpu_time_total / 1000 / n_steps for event in prof.key_averages()}  # one per key
         return dict(sorted(per_op.items(), key=lambda kv: -kv[1]))
 
     def loader_seconds(self, n_batches: int) -> float:
